@@ -1,0 +1,1 @@
+"""Reasoning nodes behind the Reasoner protocol (rules today; LLM reasoners plug in the same way)."""

@@ -1,0 +1,1 @@
+"""The decision graph: typed state, nodes, routing edges and the runner that feeds snapshots in."""

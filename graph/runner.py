@@ -1,0 +1,144 @@
+"""Feeds snapshots through the compiled graph as one paper-trading session and tallies the result."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from infra.journal import JournalStore, PortfolioPoint, RunInfo, decision_id
+from tools.broker import Broker
+from tools.market import Snapshot
+from tools.paper_broker import Bar
+from tools.timeframes import timeframe_ms
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    snapshots: int = 0
+    outcomes: dict[str, int] = Field(default_factory=dict)
+    actions: dict[str, int] = Field(default_factory=dict)
+    orders: int = 0
+    fills: int = 0
+    gate_denials: dict[str, int] = Field(default_factory=dict)
+    gate_shrinks: dict[str, int] = Field(default_factory=dict)
+    initial_equity: float = 0.0
+    final_equity: float = 0.0
+    pnl: float = 0.0
+    return_pct: float = 0.0
+    max_drawdown: float = 0.0
+    fees_paid: float = 0.0
+    open_positions: dict[str, float] = Field(default_factory=dict)
+    first_candle: int | None = None
+    last_candle: int | None = None
+    elapsed_s: float = 0.0
+
+
+class ReplaySession:
+    def __init__(self, graph: Any, broker: Broker, journal: JournalStore, run_id: str) -> None:
+        self.graph = graph
+        self.broker = broker
+        self.journal = journal
+        self.run_id = run_id
+
+    def run(
+        self,
+        snapshots: Iterable[Snapshot],
+        config: dict[str, Any],
+        on_step: Callable[[Snapshot], None] | None = None,
+    ) -> RunSummary:
+        started = time.perf_counter()
+        self.journal.start_run(
+            RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode="paper", config=config)
+        )
+        summary = RunSummary(run_id=self.run_id, initial_equity=self.broker.equity())
+        outcomes: Counter[str] = Counter()
+        actions: Counter[str] = Counter()
+        denials: Counter[str] = Counter()
+        shrinks: Counter[str] = Counter()
+        peak = summary.initial_equity
+        current_time: int | None = None
+        status = "failed"
+        try:
+            for snap in snapshots:
+                if current_time is not None and snap.candle_time != current_time:
+                    peak = self._record_portfolio(current_time, peak, summary)
+                current_time = snap.candle_time
+                self._settle(snap, summary)
+                state = self.graph.invoke(
+                    {
+                        "decision_id": decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time),
+                        "snapshot": snap,
+                        "portfolio": self.broker.portfolio_view(),
+                    }
+                )
+                summary.snapshots += 1
+                summary.first_candle = summary.first_candle if summary.first_candle is not None else snap.candle_time
+                summary.last_candle = snap.candle_time
+                outcomes[state["outcome"]] += 1
+                if "intent" in state:
+                    actions[state["intent"].action.value] += 1
+                if "verdict" in state:
+                    reasons = [r.value for r in state["verdict"].reasons]
+                    (shrinks if state["verdict"].approved else denials).update(reasons)
+                if "order" in state:
+                    summary.orders += 1
+                if on_step:
+                    on_step(snap)
+            if current_time is not None:
+                peak = self._record_portfolio(current_time, peak, summary)
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            summary.outcomes, summary.actions = dict(outcomes), dict(actions)
+            summary.gate_denials, summary.gate_shrinks = dict(denials), dict(shrinks)
+            summary.final_equity = self.broker.equity()
+            summary.pnl = summary.final_equity - summary.initial_equity
+            summary.return_pct = 100 * summary.pnl / summary.initial_equity if summary.initial_equity else 0.0
+            summary.fees_paid = getattr(self.broker, "fees_paid", 0.0)
+            summary.open_positions = {s: p.quantity for s, p in self.broker.portfolio_view().positions.items()}
+            summary.elapsed_s = time.perf_counter() - started
+            self.journal.flush()
+            self.journal.finish_run(self.run_id, status, summary.model_dump(mode="json"))
+        return summary
+
+    def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
+        w = snap.window
+        bar = Bar(
+            symbol=snap.symbol,
+            open_time=snap.candle_time,
+            close_time=snap.candle_time + timeframe_ms(snap.timeframe),
+            open=float(w.open[-1]),
+            high=float(w.high[-1]),
+            low=float(w.low[-1]),
+            close=float(w.close[-1]),
+            volume=float(w.volume[-1]),
+        )
+        fills = self.broker.on_candle(bar)
+        summary.fills += len(fills)
+        self.journal.record_fills(fills)
+        for order in self.broker.take_order_updates():
+            self.journal.record_order(order)
+
+    def _record_portfolio(self, t: int, peak: float, summary: RunSummary) -> float:
+        view = self.broker.portfolio_view()
+        peak = max(peak, view.equity)
+        drawdown = 1 - view.equity / peak if peak > 0 else 0.0
+        summary.max_drawdown = max(summary.max_drawdown, drawdown)
+        self.journal.record_portfolio(
+            PortfolioPoint(
+                run_id=self.run_id,
+                timestamp=t,
+                cash=view.cash,
+                equity=view.equity,
+                gross_exposure=view.gross_exposure(),
+                drawdown=drawdown,
+                positions={s: p.quantity for s, p in view.positions.items()},
+            )
+        )
+        return peak

@@ -1,0 +1,40 @@
+"""Typed state of one decision. Values are pydantic models; each node returns only what it changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.reasoner import ReasonerTrace
+from tools.market import Snapshot
+from tools.signals import TechnicalReport
+from tools.trade_types import GateVerdict, Order, OrderProposal, PortfolioView, RiskAssessment, TradeIntent
+
+
+class Validation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    reason: str = "ok"
+    detail: str = ""
+
+
+def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
+    return {**left, **right}
+
+
+class DecisionState(TypedDict, total=False):
+    decision_id: str
+    snapshot: Snapshot
+    portfolio: PortfolioView
+    validation: Validation
+    technical: TechnicalReport
+    intent: TradeIntent
+    trace: ReasonerTrace
+    risk: RiskAssessment
+    proposal: OrderProposal | None
+    verdict: GateVerdict
+    order: Order
+    outcome: str
+    timings: Annotated[dict[str, float], merge_timings]

@@ -1,0 +1,1 @@
+"""Infrastructure adapters: settings, journal stores, logging. Imports tools' types only."""

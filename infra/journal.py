@@ -1,0 +1,81 @@
+"""The JournalStore protocol and the records it keeps. One decision record per snapshot, whatever its path."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.trade_types import Fill, Order
+
+SCHEMA_VERSION = 1
+
+
+def decision_id(run_id: str, symbol: str, timeframe: str, candle_time: int) -> str:
+    """Stable id of the decision key (run or account, symbol, timeframe, candle open time)."""
+    key = f"{run_id}|{symbol}|{timeframe}|{candle_time}".encode()
+    return "d-" + hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+class DecisionRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    run_id: str
+    symbol: str
+    timeframe: str
+    candle_time: int
+    as_of: int
+    outcome: str
+    """invalid | skipped | hold | no_order | denied | ordered"""
+    reason: str
+    action: str | None
+    inputs_hash: str
+    window_start: int
+    window_end: int
+    window_length: int
+    indicators: dict[str, float] = Field(default_factory=dict)
+    signals: list[dict[str, Any]] = Field(default_factory=list)
+    aggregate: dict[str, Any] = Field(default_factory=dict)
+    intent: dict[str, Any] | None = None
+    reasoner: dict[str, Any] | None = None
+    risk: dict[str, Any] | None = None
+    proposal: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+    order: dict[str, Any] | None = None
+    portfolio: dict[str, Any] = Field(default_factory=dict)
+    node_timings_us: dict[str, float] = Field(default_factory=dict)
+
+
+class RunInfo(BaseModel):
+    run_id: str
+    started_at: int
+    mode: str
+    config: dict[str, Any]
+
+
+class PortfolioPoint(BaseModel):
+    run_id: str
+    timestamp: int
+    cash: float
+    equity: float
+    gross_exposure: float
+    drawdown: float
+    positions: dict[str, float]
+
+
+class JournalStore(Protocol):
+    def start_run(self, run: RunInfo) -> None: ...
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None: ...
+    def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None: ...
+    def record_order(self, order: Order) -> None: ...
+    def record_fills(self, fills: list[Fill]) -> None: ...
+    def record_portfolio(self, point: PortfolioPoint) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def list_decisions(
+        self, last: int | None = None, symbol: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
+    def latest_run(self) -> dict[str, Any] | None: ...

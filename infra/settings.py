@@ -1,0 +1,134 @@
+"""Configuration: command-line flags > TRADEGRAPH_* environment > .env > config file (TOML/JSON) > defaults.
+
+Nested sections use ``__`` in the environment, e.g. TRADEGRAPH_LIMITS__MAX_DRAWDOWN=0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from contextvars import ContextVar
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tools.errors import ConfigError
+from tools.paper_broker import PaperBrokerConfig
+from tools.risk_gate import RiskLimits
+from tools.risk_sizing import RiskConfig
+from tools.signal_fusion import FusionConfig
+from tools.technical_analysis import TAConfig
+from tools.timeframes import timeframe_ms
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("tradegraph_config_file", default=None)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text) if self.path.suffix == ".json" else tomllib.loads(text.decode())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {self.path} is not valid {self.path.suffix or 'TOML'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {self.path} must hold a table of settings")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEGRAPH_", env_nested_delimiter="__", env_file=".env", extra="forbid", frozen=True
+    )
+
+    data_dir: Path | None = Field(default=None, description="recorded candles; default: the bundled sample")
+    exchange: str = "binance"
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT"])
+    timeframe: str = "1h"
+    start: date | None = None
+    end: date | None = Field(default=None, description="inclusive day")
+    journal: Path = Path("tradegraph.sqlite")
+    reasoner: Literal["rules"] = "rules"
+    window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
+    progress: bool = True
+    ta: TAConfig = Field(default_factory=TAConfig)
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    limits: RiskLimits = Field(default_factory=RiskLimits)
+    paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one symbol is needed")
+        for symbol in value:
+            base, sep, quote = symbol.partition("/")
+            if not (sep and base and quote and "/" not in quote):
+                raise ValueError(f"{symbol!r} is not BASE/QUOTE, e.g. BTC/USDT")
+        return list(dict.fromkeys(value))
+
+    @field_validator("timeframe")
+    @classmethod
+    def _check_timeframe(cls, value: str) -> str:
+        timeframe_ms(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        path = _CONFIG_FILE.get()
+        if path is not None:
+            sources.append(_FileSource(settings_cls, path))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from every source; ``overrides`` (the CLI flags that were given) win."""
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+    finally:
+        _CONFIG_FILE.reset(token)
+    if settings.start and settings.end and settings.end < settings.start:
+        raise ConfigError(f"end {settings.end} is before start {settings.start}")
+    return settings
+
+
+def redacted_config(settings: Settings) -> dict[str, Any]:
+    """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
+    data = settings.model_dump(mode="json")
+    for key in list(data):
+        if any(word in key.lower() for word in ("key", "secret", "password", "token")):
+            data[key] = "***"
+    return data

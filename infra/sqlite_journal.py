@@ -1,0 +1,275 @@
+"""SQLite journal store: the embedded default. WAL mode, writes batched in transactions.
+
+A decision and its order are written by one call inside one transaction, so a crash can lose the last
+uncommitted batch but never leaves a half-written decision.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo
+from tools.errors import JournalError
+from tools.trade_types import Fill, Order
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, finished_at INTEGER, mode TEXT NOT NULL,
+        status TEXT NOT NULL, config TEXT NOT NULL, summary TEXT
+    );
+    CREATE TABLE decisions (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
+        candle_time INTEGER NOT NULL, as_of INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
+        action TEXT, inputs_hash TEXT NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
+        window_length INTEGER NOT NULL, body TEXT NOT NULL,
+        UNIQUE (run_id, symbol, timeframe, candle_time)
+    );
+    CREATE INDEX decisions_symbol_time ON decisions (symbol, candle_time);
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+        quantity REAL NOT NULL, reference_price REAL NOT NULL, submitted_at INTEGER NOT NULL, kind TEXT NOT NULL,
+        status TEXT NOT NULL, filled_quantity REAL NOT NULL, stop_loss REAL, take_profit REAL
+    );
+    CREATE INDEX orders_decision ON orders (decision_id);
+    CREATE TABLE fills (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, client_order_id TEXT NOT NULL, decision_id TEXT NOT NULL,
+        symbol TEXT NOT NULL, side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, fee REAL NOT NULL,
+        timestamp INTEGER NOT NULL, kind TEXT NOT NULL, slippage_bps REAL NOT NULL, realized_pnl REAL NOT NULL
+    );
+    CREATE INDEX fills_decision ON fills (decision_id);
+    CREATE TABLE portfolio_snapshots (
+        run_id TEXT NOT NULL, timestamp INTEGER NOT NULL, cash REAL NOT NULL, equity REAL NOT NULL,
+        gross_exposure REAL NOT NULL, drawdown REAL NOT NULL, positions TEXT NOT NULL,
+        PRIMARY KEY (run_id, timestamp)
+    );
+    """,
+}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+_DECISION_COLUMNS = (
+    "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
+    "window_start, window_end, window_length, body"
+)
+_BODY_FIELDS = (
+    "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
+    "portfolio", "node_timings_us",
+)  # fmt: skip
+
+_ORDER_UPSERT = (
+    "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (client_order_id) DO UPDATE SET "
+    "status = excluded.status, filled_quantity = excluded.filled_quantity"
+)
+
+
+def _order_params(order: Order) -> tuple[Any, ...]:
+    return (
+        order.client_order_id, order.decision_id, order.symbol, order.side.value, order.quantity,
+        order.reference_price, order.submitted_at, order.kind, order.status.value, order.filled_quantity,
+        order.stop_loss, order.take_profit,
+    )  # fmt: skip
+
+
+class SqliteJournal:
+    def __init__(self, path: Path, *, read_only: bool = False, batch_size: int = 500) -> None:
+        self.path = path
+        self.batch_size = batch_size
+        self._uncommitted = 0
+        try:
+            if read_only:
+                if not path.is_file():
+                    raise JournalError(f"journal {path} does not exist (run `tradegraph run` first)")
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate(read_only)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path} is not a usable tradegraph journal ({exc})") from None
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {path}: {exc}") from None
+
+    def _migrate(self, read_only: bool) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = 0
+        if "schema_version" in tables:
+            version = int(self._db.execute("SELECT version FROM schema_version").fetchone()[0])
+        elif tables:
+            raise JournalError(f"{self.path} is an SQLite file but not a tradegraph journal")
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path} has journal schema v{version}; this tradegraph reads up to v{SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if read_only:
+            raise JournalError(f"{self.path} has journal schema v{version}; open it once for writing to upgrade")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if version == 0:
+                self._db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                self._db.execute("INSERT INTO schema_version VALUES (0)")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("UPDATE schema_version SET version = ?", (v,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    # --- writing ------------------------------------------------------------------------------------
+    def _write(self, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]], many: bool = False) -> None:
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            if many:
+                self._db.executemany(sql, params)
+            else:
+                self._db.execute(sql, params)
+            self._uncommitted += 1
+            if self._uncommitted >= self.batch_size:
+                self.flush()
+        except sqlite3.IntegrityError as exc:
+            raise JournalError(f"journal refused a duplicate record: {exc}") from None
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from None
+
+    def flush(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._uncommitted = 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+    def start_run(self, run: RunInfo) -> None:
+        self._write(
+            "INSERT INTO runs (run_id, started_at, mode, status, config) VALUES (?, ?, ?, 'running', ?)",
+            (run.run_id, run.started_at, run.mode, json.dumps(run.config)),
+        )
+        self.flush()
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        import time
+
+        self._write(
+            "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+            (status, int(time.time() * 1000), json.dumps(summary), run_id),
+        )
+        self.flush()
+
+    def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None:
+        body = record.model_dump(include=set(_BODY_FIELDS), mode="json")
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id, record.run_id, record.symbol, record.timeframe, record.candle_time, record.as_of,
+                    record.outcome, record.reason, record.action, record.inputs_hash, record.window_start,
+                    record.window_end, record.window_length, json.dumps(body, separators=(",", ":")),
+                ),
+            )
+        ]  # fmt: skip
+        if order is not None:
+            statements.append((_ORDER_UPSERT, _order_params(order)))
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            self._db.execute("SAVEPOINT decision")
+            for sql, params in statements:
+                self._db.execute(sql, params)
+            self._db.execute("RELEASE decision")
+        except sqlite3.IntegrityError as exc:
+            self._db.execute("ROLLBACK TO decision")
+            self._db.execute("RELEASE decision")
+            raise JournalError(f"decision {record.id} is already journaled ({exc})") from None
+        self._uncommitted += 1
+        if self._uncommitted >= self.batch_size:
+            self.flush()
+
+    def record_order(self, order: Order) -> None:
+        self._write(_ORDER_UPSERT, _order_params(order))
+
+    def record_fills(self, fills: list[Fill]) -> None:
+        if not fills:
+            return
+        self._write(
+            "INSERT INTO fills (client_order_id, decision_id, symbol, side, quantity, price, fee, timestamp, kind, "
+            "slippage_bps, realized_pnl) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    f.client_order_id, f.decision_id, f.symbol, f.side.value, f.quantity, f.price, f.fee,
+                    f.timestamp, f.kind, f.slippage_bps, f.realized_pnl,
+                )
+                for f in fills
+            ],
+            many=True,
+        )  # fmt: skip
+
+    def record_portfolio(self, point: PortfolioPoint) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO portfolio_snapshots VALUES (?,?,?,?,?,?,?)",
+            (
+                point.run_id, point.timestamp, point.cash, point.equity, point.gross_exposure, point.drawdown,
+                json.dumps(point.positions),
+            ),
+        )  # fmt: skip
+
+    # --- reading ------------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        try:
+            cur = self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal read failed: {exc}") from None
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def latest_run(self) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
+        if not rows:
+            return None
+        run = rows[0]
+        run["config"] = json.loads(run["config"])
+        run["summary"] = json.loads(run["summary"]) if run["summary"] else None
+        return run
+
+    def list_decisions(
+        self, last: int | None = None, symbol: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if symbol:
+            where.append("symbol = ?")
+            params.append(symbol)
+        if run_id:
+            where.append("run_id = ?")
+            params.append(run_id)
+        sql = "SELECT id, run_id, symbol, timeframe, candle_time, outcome, reason, action FROM decisions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY candle_time DESC, symbol DESC, rowid DESC"
+        if last is not None:
+            sql += f" LIMIT {int(last)}"
+        return list(reversed(self._rows(sql, tuple(params))))
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = ?", (decision_id,))
+        if not rows:
+            return None
+        record = rows[0]
+        record.update(json.loads(record.pop("body")))
+        record["orders"] = self._rows(
+            "SELECT * FROM orders WHERE decision_id = ? ORDER BY submitted_at", (decision_id,)
+        )
+        record["fills"] = self._rows("SELECT * FROM fills WHERE decision_id = ? ORDER BY timestamp, id", (decision_id,))
+        return record

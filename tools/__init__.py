@@ -1,0 +1,1 @@
+"""Deterministic tools: market data, technical analysis, risk, execution. Imports nothing above it."""

@@ -1,0 +1,3 @@
+from tradegraph.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The `tradegraph` command line. User-facing errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from infra.settings import Settings, load_settings
+from infra.sqlite_journal import SqliteJournal
+from tools.errors import ConfigError, TradegraphError
+from tools.timeframes import parse_day, to_iso
+from tradegraph import __version__
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _day(field: str) -> Any:
+    return lambda text: parse_day(text, field)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tradegraph", description="LLM-orchestrated trading on one LangGraph state machine.")
+    parser.add_argument("--version", action="version", version=f"tradegraph {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
+    run.add_argument("--symbols", help="comma-separated, e.g. BTC/USDT,ETH/USDT")
+    run.add_argument("--timeframe", help="e.g. 1h")
+    run.add_argument("--start", type=_day("--start"), help="first day, YYYY-MM-DD (UTC)")
+    run.add_argument("--end", type=_day("--end"), help="last day, YYYY-MM-DD (UTC, inclusive)")
+    run.add_argument("--data", type=Path, dest="data_dir", help="directory of recorded candle files")
+    run.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    run.add_argument("--config", type=Path, help="TOML or JSON settings file")
+    run.add_argument("--reasoner", choices=["rules"], help="strategy_fusion reasoner")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    dec = sub.add_parser("decisions", help="list journaled decisions")
+    dec.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    dec.add_argument("--last", type=int, help="only the last N")
+    dec.add_argument("--symbol", help="only this symbol")
+    dec.add_argument("--run", dest="run_id", help="run id (default: the latest run)")
+    dec.add_argument("--json", action="store_true", help="print JSON")
+
+    exp = sub.add_parser("explain", help="print one decision's full evidence chain")
+    exp.add_argument("decision_id")
+    exp.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    exp.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _journal_path(arg: Path | None) -> Path:
+    return arg if arg is not None else load_settings().journal
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tradegraph.composition import build_replay
+
+    settings = load_settings(
+        args.config,
+        symbols=args.symbols,
+        timeframe=args.timeframe,
+        start=args.start,
+        end=args.end,
+        data_dir=args.data_dir,
+        journal=args.journal,
+        reasoner=args.reasoner,
+        progress=False if args.no_progress else None,
+    )
+    job = build_replay(settings)
+    console = Console(stderr=True)
+    console.print(
+        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
+        f"reasoner={settings.reasoner} · journal={settings.journal} · run {job.session.run_id}"
+    )
+    total = job.snapshot_count()
+    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
+        task = progress.add_task("replay", total=total)
+        try:
+            summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
+        finally:
+            job.journal.close()
+    _print_summary(summary.model_dump(), settings)
+    return 0
+
+
+def _print_summary(s: dict[str, Any], settings: Settings) -> None:
+    def fmt(counts: dict[str, int]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+
+    span = f"{to_iso(s['first_candle'])} .. {to_iso(s['last_candle'])}" if s["first_candle"] is not None else "-"
+    rate = s["snapshots"] / s["elapsed_s"] if s["elapsed_s"] > 0 else 0.0
+    lines = [
+        f"run            {s['run_id']}",
+        f"candles        {span} ({settings.timeframe})",
+        f"snapshots      {s['snapshots']} in {s['elapsed_s']:.1f} s ({rate:.0f}/s)",
+        f"decisions      {fmt(s['outcomes'])}",
+        f"actions        {fmt(s['actions'])}",
+        f"orders         {s['orders']} ({s['fills']} fills)",
+        f"gate denials   {fmt(s['gate_denials'])}",
+        f"gate shrinks   {fmt(s['gate_shrinks'])}",
+        f"final equity   {s['final_equity']:,.2f} (start {s['initial_equity']:,.2f})",
+        f"pnl            {s['pnl']:+,.2f} ({s['return_pct']:+.2f}%), fees {s['fees_paid']:,.2f}",
+        f"max drawdown   {100 * s['max_drawdown']:.2f}%",
+        f"open positions {', '.join(f'{k} {v:.6g}' for k, v in s['open_positions'].items()) or 'none'}",
+        f"journal        {settings.journal}",
+    ]
+    print("\n".join(lines))
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    if args.last is not None and args.last <= 0:
+        raise ConfigError("--last must be a positive number")
+    store = SqliteJournal(_journal_path(args.journal), read_only=True)
+    try:
+        run_id = args.run_id
+        if run_id is None:
+            latest = store.latest_run()
+            run_id = latest["run_id"] if latest else None
+        rows = store.list_decisions(last=args.last, symbol=args.symbol, run_id=run_id) if run_id else []
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no decisions journaled" + (f" for run {run_id}" if run_id else ""))
+        return 0
+    for r in rows:
+        print(
+            f"{r['id']}  {to_iso(r['candle_time'])}  {r['symbol']:<10} {r['outcome']:<8} {r['action'] or '-':<4}  {r['reason']}"
+        )
+    return 0
+
+
+def _explain_text(d: dict[str, Any]) -> str:
+    def block(title: str, value: Any) -> str:
+        if value in (None, {}, []):
+            return f"{title}: -"
+        return f"{title}:\n" + "\n".join("  " + line for line in json.dumps(value, indent=2).splitlines())
+
+    head = [
+        f"decision   {d['id']} (run {d['run_id']})",
+        f"market     {d['symbol']} {d['timeframe']} candle {to_iso(d['candle_time'])} (decided {to_iso(d['as_of'])})",
+        f"outcome    {d['outcome']}: {d['reason']}",
+        f"inputs     {d['window_length']} candles {to_iso(d['window_start'])} .. {to_iso(d['window_end'])}, "
+        f"hash {d['inputs_hash']}",
+    ]
+    parts = [
+        "\n".join(head),
+        block("indicators", d.get("indicators")),
+        block("signals (incl. candlestick and chart patterns)", d.get("signals")),
+        block("aggregate", d.get("aggregate")),
+        block("intent", d.get("intent")),
+        block("reasoner", d.get("reasoner")),
+        block("risk assessment", d.get("risk")),
+        block("order proposal", d.get("proposal")),
+        block("gate verdict", d.get("verdict")),
+        block("orders", d.get("orders")),
+        block("fills", d.get("fills")),
+        block("portfolio at decision", d.get("portfolio")),
+        block("node timings (us)", d.get("node_timings_us")),
+    ]
+    return "\n".join(parts)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    store = SqliteJournal(_journal_path(args.journal), read_only=True)
+    try:
+        record = store.get_decision(args.decision_id)
+    finally:
+        store.close()
+    if record is None:
+        raise TradegraphError(f"no decision {args.decision_id!r} in {store.path}")
+    print(json.dumps(record, indent=1) if args.json else _explain_text(record))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "decisions": cmd_decisions, "explain": cmd_explain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except TradegraphError as exc:
+        print(f"tradegraph: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("tradegraph: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line unless TRADEGRAPH_DEBUG asks for the traceback
+        if os.environ.get("TRADEGRAPH_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"tradegraph: internal error: {type(exc).__name__}: {exc} (set TRADEGRAPH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,82 @@
+"""The one composition root: settings in, wired adapters and the compiled graph out."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agents.reasoner import Reasoner
+from agents.rules_reasoner import RulesReasoner
+from graph.builder import GraphDeps, build_graph
+from graph.runner import ReplaySession
+from infra.settings import Settings, redacted_config
+from infra.sqlite_journal import SqliteJournal
+from tools.errors import ConfigError
+from tools.paper_broker import PaperBroker
+from tools.recorded_feed import RecordedFeed
+from tools.timeframes import day_start_ms
+
+
+def bundled_data_dir() -> Path:
+    return Path(str(resources.files("tradegraph") / "sample_data"))
+
+
+def new_run_id() -> str:
+    return f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def make_reasoner(settings: Settings) -> Reasoner:
+    if settings.reasoner == "rules":
+        return RulesReasoner(settings.fusion)
+    raise ConfigError(f"unknown reasoner {settings.reasoner!r}")  # pragma: no cover - Literal guards it
+
+
+@dataclass
+class ReplayJob:
+    session: ReplaySession
+    feed: RecordedFeed
+    journal: SqliteJournal
+    broker: PaperBroker
+    settings: Settings
+    start_ms: int | None
+    end_ms: int | None
+    config: dict[str, Any]
+
+    def snapshot_count(self) -> int:
+        return self.feed.count(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
+
+    def snapshots(self) -> Any:
+        return self.feed.snapshots(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
+
+
+def build_replay(settings: Settings, run_id: str | None = None) -> ReplayJob:
+    data_dir = settings.data_dir or bundled_data_dir()
+    feed = RecordedFeed(data_dir, settings.exchange, settings.window)
+    for symbol in settings.symbols:  # load and validate every file before anything is journaled
+        feed.series(symbol, settings.timeframe)
+    start_ms = day_start_ms(settings.start) if settings.start else None
+    end_ms = day_start_ms(settings.end) + 86_400_000 if settings.end else None
+    feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)  # range errors before the journal opens
+    limits = settings.limits
+    if not limits.allowed_symbols:
+        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+    journal = SqliteJournal(settings.journal)
+    broker = PaperBroker(settings.paper)
+    rid = run_id or new_run_id()
+    deps = GraphDeps(
+        ta=settings.ta,
+        reasoner=make_reasoner(settings),
+        risk=settings.risk,
+        limits=limits,
+        broker=broker,
+        journal=journal,
+        run_id=rid,
+    )
+    session = ReplaySession(build_graph(deps), broker, journal, rid)
+    config = redacted_config(settings)
+    config["data_dir"] = str(data_dir)
+    return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
