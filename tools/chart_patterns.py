@@ -4,7 +4,8 @@ Pivots: bar ``i`` is a pivot high when ``high[i]`` is the highest high of ``high
 earliest bar of the window wins), a pivot low likewise with ``low``. A pivot needs ``order`` bars on both sides, so the
 last ``order`` bars never hold one and the result is a pure function of the bars seen so far. The pivots are then made
 to alternate H/L: of consecutive pivots of one kind only the most extreme is kept (the earliest on a tie); a bar
-that is both (an outside bar) is taken low-then-high after a high, high-then-low otherwise.
+that is both (an outside bar) is taken low-then-high after a high, high-then-low otherwise. A window holding a NaN
+yields no pivot. Prices are assumed positive (the tolerances are relative).
 
 Patterns are judged on the last pivots only, and only while the pattern's last pivot is at most ``max_age`` bars
 before the last bar. ``tol`` is ``tolerance`` (relative):

@@ -113,15 +113,18 @@ class PaperBroker:
             qty = remaining
             if self.cfg.max_volume_participation is not None:
                 qty = min(qty, self.cfg.max_volume_participation * bar.volume)
+            cut = False  # a buy cut to what the cash pays is finished: its remainder must not fill later
             if order.side is Side.BUY and not self._reduces(order.symbol, Side.BUY):
-                qty = min(qty, max(0.0, self.cash / (price * (1 + self.cfg.fee_bps / 10_000))))
+                affordable = max(0.0, self.cash / (price * (1 + self.cfg.fee_bps / 10_000)))
+                cut = affordable < qty
+                qty = min(qty, affordable)
             if qty > 0:
                 fill = self._apply_fill(order, qty, price, bar.open_time, order.kind)
                 fills.append(fill)
                 order.filled_quantity += qty
             self._age[oid] += 1
             done = order.filled_quantity >= order.quantity * (1 - 1e-12)
-            if done or self._age[oid] >= self.cfg.order_ttl_candles or (qty <= 0 and order.side is Side.BUY):
+            if done or self._age[oid] >= self.cfg.order_ttl_candles or cut:
                 if done:
                     order.status = OrderStatus.FILLED
                 elif order.filled_quantity > 0:

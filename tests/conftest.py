@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tradegraph.composition import bundled_data_dir
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    return bundled_data_dir()
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path, sample_dir: Path) -> Path:
+    """A writable copy of the bundled sample, for tests that damage a file."""
+    out = tmp_path / "data"
+    out.mkdir()
+    for f in sample_dir.glob("*.csv"):
+        shutil.copy(f, out / f.name)
+    return out
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()[1:]]
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> None:
+    path.write_text(HEADER + "\n".join(",".join(r) for r in rows) + "\n")
