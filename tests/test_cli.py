@@ -88,7 +88,7 @@ def test_bad_input_gets_one_clear_line(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(args, capsys)
+    code, _out, err = run_cli(args, capsys)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("tradegraph: error: ")
     assert message in err

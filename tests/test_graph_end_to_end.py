@@ -79,7 +79,7 @@ def test_execution_is_reachable_only_through_the_gate(tmp_path: Path) -> None:
 def test_gap_and_zero_volume_snapshots_go_straight_to_the_journal(data_copy: Path, tmp_path: Path) -> None:
     path = data_copy / "binance_BTC-USDT_1h.csv"
     rows = read_rows(path)
-    jan = [i for i, r in enumerate(rows) if r[0] == "1704067200000"][0]  # 2024-01-01T00:00
+    jan = next(i for i, r in enumerate(rows) if r[0] == "1704067200000")  # 2024-01-01T00:00
     gap_after = rows[jan + 10][0]
     del rows[jan + 11 : jan + 14]  # three candles missing after 10:00
     zero = rows[jan + 20]

@@ -463,7 +463,8 @@ def test_portfolio_view_shows_pending_orders_and_reserves_cash_for_buys() -> Non
     assert view.equity == approx(10_000.0)
     assert view.exposure_quantity(SYM) == approx(20.0)
     assert view.order_times == [H, H, H]
-    assert view.marks == {SYM: 100.0}
+    # symbols with no candle yet are marked at their pending order's reference price
+    assert view.marks == {SYM: 100.0, "ETH/USDT": 50.0, "SOL/USDT": 20.0}
 
     b.on_candle(flat(1, 100.0))  # the BTC buy fills; the others wait for their own candles
     view = b.portfolio_view()

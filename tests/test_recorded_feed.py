@@ -69,7 +69,7 @@ def test_validation_names_file_and_line(data_copy: Path, row: int, col: int, val
 def test_duplicate_and_out_of_order_timestamps(data_copy: Path) -> None:
     path = data_copy / BTC
     rows = read_rows(path)
-    write_rows(path, rows[:20] + [rows[19]] + rows[20:])
+    write_rows(path, [*rows[:20], rows[19], *rows[20:]])
     with pytest.raises(DataError, match=r"line 22: duplicate timestamp"):
         load_series(data_copy, "binance", "BTC/USDT", "1h")
     rows[30], rows[31] = rows[31], rows[30]
@@ -108,7 +108,7 @@ def test_unknown_symbol_and_range_errors(sample_dir: Path, tmp_path: Path) -> No
     with pytest.raises(DataError, match="invalid symbol"):
         feed.series("BTCUSDT", "1h")
     series = feed.series("BTC/USDT", "1h")
-    with pytest.raises(DataError, match="covers 2023-10-01T00:00 .. 2024-12-31T23:00"):
+    with pytest.raises(DataError, match=r"covers 2023-10-01T00:00 \.\. 2024-12-31T23:00"):
         feed.index_range(series, day_start_ms(parse_day("2019-01-01", "x")), day_start_ms(parse_day("2019-02-01", "x")))
     with pytest.raises(DataError, match="does not exist"):
         RecordedFeed(tmp_path / "nope").series("BTC/USDT", "1h")
@@ -145,7 +145,7 @@ def test_parquet_validation_and_corruption(sample_dir: Path, tmp_path: Path) -> 
     with pytest.raises(DataError, match=r"binance_BTC-USDT_1h.parquet row 2: high 0.5 < low 0.9"):
         load_series(tmp_path, "binance", "BTC/USDT", "1h")
     (tmp_path / "binance_BTC-USDT_1h.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(DataError, match="cannot read binance_BTC-USDT_1h.parquet"):
+    with pytest.raises(DataError, match=r"cannot read binance_BTC-USDT_1h\.parquet"):
         load_series(tmp_path, "binance", "BTC/USDT", "1h")
     pq.write_table(table.drop(["volume"]), tmp_path / "binance_BTC-USDT_1h.parquet")
     with pytest.raises(DataError, match="missing columns volume"):

@@ -261,7 +261,7 @@ class PaperBroker:
                 for s, p in self.positions.items()
             },
             pending=pending,
-            marks=dict(self.marks),
+            marks={**{o.symbol: o.reference_price for o in self.pending.values()}, **self.marks},
             last_stop_out=dict(self.last_stop_out),
             order_times=list(self.order_times),
         )

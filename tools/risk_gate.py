@@ -84,13 +84,14 @@ def _risk_halt(
             GateReason.ABNORMAL_VOLATILITY,
             f"last candle range {m.last_range_pct:.2%} > {lim.max_candle_range_pct:.2%}",
         )
-    if pf.equity <= 0 or pf.peak_equity <= 0:
+    # Written as "not (ok)" so that an unknown (NaN) equity or drawdown halts instead of passing.
+    if not (pf.equity > 0 and pf.peak_equity > 0):
         return GateReason.NO_CAPACITY, "equity is not positive"
     drawdown = 1.0 - pf.equity / pf.peak_equity
-    if drawdown >= lim.max_drawdown:
+    if not drawdown < lim.max_drawdown:
         return GateReason.DRAWDOWN_BREAKER, f"drawdown {drawdown:.2%} >= {lim.max_drawdown:.2%}: new risk halted"
     day_loss = 1.0 - pf.equity / pf.day_start_equity if pf.day_start_equity > 0 else 1.0
-    if day_loss >= lim.daily_loss_limit:
+    if not day_loss < lim.daily_loss_limit:
         return GateReason.DAILY_LOSS_LIMIT, f"loss today {day_loss:.2%} >= {lim.daily_loss_limit:.2%}"
     stopped = pf.last_stop_out.get(p.symbol)
     if stopped is not None and m.as_of - stopped < lim.cooldown_minutes * 60_000:
@@ -143,7 +144,9 @@ def evaluate_gate(
         halt = _risk_halt(p, portfolio, market, limits, current)
         if halt:
             return _deny(halt[0], p, increases, halt[1])
+    # A cap that cannot be computed (NaN from an unknown equity, cash, mark or position) leaves no room.
     caps = _size_caps(p, portfolio, limits, current, increases)
+    caps = [(0.0 if math.isnan(cap) else cap, reason) for cap, reason in caps]
     approved = max(0.0, min([p.quantity] + [cap for cap, _ in caps]))
     binding = [reason for cap, reason in caps if cap < p.quantity - _EPS]
     if approved <= _EPS:

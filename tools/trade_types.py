@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -193,8 +194,16 @@ class PortfolioView(BaseModel):
         """Gross notional of positions plus pending orders, marking ``symbol`` at ``price`` when given."""
         total = 0.0
         for sym in set(self.positions) | set(self.pending):
-            mark = price if (sym == symbol and price is not None) else self.marks.get(sym, 0.0)
-            total += abs(self.exposure_quantity(sym)) * mark
+            qty = self.exposure_quantity(sym)
+            if qty == 0:
+                continue
+            if sym == symbol and price is not None:
+                mark = price
+            else:
+                held = self.positions.get(sym)
+                # an unmarked symbol is valued at its entry price rather than counted as zero exposure
+                mark = self.marks.get(sym, held.average_price if held else math.inf)
+            total += abs(qty) * mark
         return total
 
     def open_position_count(self) -> int:
