@@ -273,3 +273,25 @@ class SqliteJournal:
         )
         record["fills"] = self._rows("SELECT * FROM fills WHERE decision_id = ? ORDER BY timestamp, id", (decision_id,))
         return record
+
+    def portfolio_points(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM portfolio_snapshots WHERE run_id = ? ORDER BY timestamp", (run_id,))
+        for row in rows:
+            row["positions"] = json.loads(row["positions"])
+        return rows
+
+    def run_fills(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT f.* FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = ? "
+            "ORDER BY f.timestamp, f.id",
+            (run_id,),
+        )
+
+    def run_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """Every decision of a run with its full body, in journal order."""
+        rows = self._rows(
+            f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE run_id = ? ORDER BY candle_time, rowid", (run_id,)
+        )
+        for row in rows:
+            row.update(json.loads(row.pop("body")))
+        return rows

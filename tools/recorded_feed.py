@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import heapq
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +182,12 @@ class RecordedFeed:
         if key not in self._series:
             self._series[key] = load_series(self.data_dir, self.exchange, symbol, timeframe)
         return self._series[key]
+
+    def derive(self, transform: Callable[[CandleSeries], CandleSeries]) -> RecordedFeed:
+        """A feed over transformed copies of the series loaded so far (look-ahead and warm-up analysis)."""
+        feed = RecordedFeed(self.data_dir, self.exchange, self.window)
+        feed._series = {key: transform(series) for key, series in self._series.items()}
+        return feed
 
     def snapshot_at(self, series: CandleSeries, index: int) -> Snapshot:
         candles = series.candles

@@ -53,18 +53,33 @@ class ReplayJob:
         return self.feed.snapshots(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
 
 
-def build_replay(settings: Settings, run_id: str | None = None) -> ReplayJob:
-    data_dir = settings.data_dir or bundled_data_dir()
-    feed = RecordedFeed(data_dir, settings.exchange, settings.window)
-    for symbol in settings.symbols:  # load and validate every file before anything is journaled
+def open_feed(settings: Settings) -> RecordedFeed:
+    """The recorded feed of the settings, with every symbol's file loaded and validated."""
+    feed = RecordedFeed(settings.data_dir or bundled_data_dir(), settings.exchange, settings.window)
+    for symbol in settings.symbols:
         feed.series(symbol, settings.timeframe)
+    return feed
+
+
+def time_range(settings: Settings) -> tuple[int | None, int | None]:
+    """[start, end) in UTC ms; ``end`` is an inclusive day in the settings."""
     start_ms = day_start_ms(settings.start) if settings.start else None
     end_ms = day_start_ms(settings.end) + 86_400_000 if settings.end else None
+    return start_ms, end_ms
+
+
+def build_replay(
+    settings: Settings, run_id: str | None = None, feed: RecordedFeed | None = None, journal_path: Path | None = None
+) -> ReplayJob:
+    """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
+    feed = feed or open_feed(settings)  # every file is validated before anything is journaled
+    data_dir = feed.data_dir
+    start_ms, end_ms = time_range(settings)
     feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)  # range errors before the journal opens
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    journal = SqliteJournal(settings.journal)
+    journal = SqliteJournal(journal_path or settings.journal)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
     deps = GraphDeps(
