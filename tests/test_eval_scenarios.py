@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from agents.reasoner import ReasonerInput, ReasonerTrace
 
+from agents.reasoner import ReasonerInput, ReasonerTrace
 from graph.builder import GraphDeps, build_graph
 from graph.runner import ReplaySession
 from infra.sqlite_journal import SqliteJournal

@@ -1,0 +1,1 @@
+"""Evaluation harness: honest replays of the graph, their metrics, baselines and reports."""

@@ -1,0 +1,153 @@
+"""Look-ahead and warm-up analysis, in the manner of freqtrade's lookahead-analysis and recursive-analysis.
+
+Look-ahead: for each checkpoint c, the market is re-run twice: with every candle after c removed, and with
+every candle after c perturbed (random multiplicative noise on OHLC, volume rescaled). Every decision at or
+before c must be identical to the full run's: same inputs hash (the window the decision saw), outcome,
+action, gate decision and order. Any difference means some component used data from after its decision time.
+
+Warm-up: the same period is re-run with only H candles of history before its start, for several H. The
+minimum warm-up is the smallest H from which every longer history gives identical decisions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals.engine import ReplayFactory, decision_key, decision_signature
+from infra.settings import Settings
+from tools.errors import DataError
+from tools.market import CandleWindow
+from tools.recorded_feed import CandleSeries, RecordedFeed, find_gaps
+from tools.timeframes import to_iso
+
+
+def _slice(series: CandleSeries, lo: int, hi: int) -> CandleSeries:
+    c = series.candles
+    window = CandleWindow(c.timestamp[lo:hi], c.open[lo:hi], c.high[lo:hi], c.low[lo:hi], c.close[lo:hi],
+                          c.volume[lo:hi])  # fmt: skip
+    return replace(series, candles=window, gaps=find_gaps(window.timestamp, series.timeframe))
+
+
+def truncate_after(series: CandleSeries, t: int) -> CandleSeries:
+    return _slice(series, 0, int(np.searchsorted(series.candles.timestamp, t, side="right")))
+
+
+def keep_history(series: CandleSeries, start: int, history: int) -> CandleSeries:
+    first = int(np.searchsorted(series.candles.timestamp, start, side="left"))
+    return _slice(series, max(0, first - history), len(series.candles))
+
+
+def perturb_after(series: CandleSeries, t: int, seed: int) -> CandleSeries:
+    c = series.candles
+    cut = int(np.searchsorted(c.timestamp, t, side="right"))
+    rng = np.random.default_rng(seed)
+    n = len(c) - cut
+    factor = np.exp(rng.normal(0.0, 0.02, n))
+    o, h, lo, cl = (arr.copy() for arr in (c.open, c.high, c.low, c.close))
+    o[cut:], cl[cut:] = o[cut:] * factor, cl[cut:] * factor[::-1]
+    h[cut:] = np.maximum.reduce([h[cut:] * factor, o[cut:], cl[cut:]])
+    lo[cut:] = np.minimum.reduce([lo[cut:] * factor, o[cut:], cl[cut:]])
+    v = c.volume.copy()
+    v[cut:] = v[cut:] * rng.uniform(0.5, 1.5, n)
+    return replace(series, candles=CandleWindow(c.timestamp, o, h, lo, cl, v))
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    kind: str  # full | truncate | perturb | history
+    at: int = 0
+    seed: int = 0
+
+
+def _run_variant(
+    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, v: Variant, start: int
+) -> dict[tuple[str, int], tuple[Any, ...]]:
+    if v.kind == "truncate":
+        feed = feed.derive(lambda s: truncate_after(s, v.at))
+    elif v.kind == "perturb":
+        feed = feed.derive(lambda s: perturb_after(s, v.at, v.seed))
+    elif v.kind == "history":
+        feed = feed.derive(lambda s: keep_history(s, start, v.at))
+    job = factory(settings.model_copy(update={"progress": False}), feed=feed, journal_path=Path(":memory:"))
+    try:
+        job.session.run(job.snapshots(), job.config)
+        decisions = job.journal.run_decisions(job.session.run_id)
+    finally:
+        job.journal.close()
+    return {decision_key(d): decision_signature(d) for d in decisions}
+
+
+def _run_all(
+    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, variants: Sequence[Variant], start: int, jobs: int
+) -> list[dict[tuple[str, int], tuple[Any, ...]]]:
+    if jobs <= 1:
+        return [_run_variant(factory, settings, feed, v, start) for v in variants]
+    with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(_run_variant, factory, settings, feed, v, start) for v in variants]
+        return [f.result() for f in futures]
+
+
+def _compare(
+    reference: dict[tuple[str, int], tuple[Any, ...]], other: dict[tuple[str, int], tuple[Any, ...]], until: int | None
+) -> tuple[int, list[dict[str, Any]]]:
+    keys = [k for k in reference if until is None or k[1] <= until]
+    diffs = []
+    for key in keys:
+        if other.get(key) != reference[key]:
+            diffs.append({"symbol": key[0], "candle": to_iso(key[1]), "expected": str(reference[key]),
+                          "got": str(other.get(key, "missing"))})  # fmt: skip
+    return len(keys), diffs
+
+
+def lookahead_analysis(
+    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, start: int, end: int, checkpoints: int, jobs: int
+) -> dict[str, Any]:
+    times = sorted({int(t) for s in settings.symbols for t in feed.series(s, settings.timeframe).candles.timestamp
+                    if start <= t < end})  # fmt: skip
+    if len(times) < 2:
+        raise DataError("look-ahead analysis needs at least two candles in the range")
+    picks = sorted({times[int(i)] for i in np.linspace(len(times) * 0.2, len(times) - 2, checkpoints)})
+    variants = [Variant("full", "full")]
+    for i, at in enumerate(picks):
+        variants += [Variant(f"truncated after {to_iso(at)}", "truncate", at),
+                     Variant(f"perturbed after {to_iso(at)}", "perturb", at, seed=i)]  # fmt: skip
+    results = _run_all(factory, settings, feed, variants, start, jobs)
+    reference = results[0]
+    rows = []
+    for variant, decisions in zip(variants[1:], results[1:], strict=True):
+        compared, diffs = _compare(reference, decisions, variant.at)
+        rows.append({"variant": variant.label, "checkpoint": to_iso(variant.at), "decisions_compared": compared,
+                     "changed": len(diffs), "first_change": diffs[0] if diffs else None})  # fmt: skip
+    return {"biased": any(r["changed"] for r in rows), "checkpoints": [to_iso(t) for t in picks], "rows": rows}
+
+
+def warmup_analysis(
+    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, start: int, lengths: Sequence[int], jobs: int
+) -> dict[str, Any]:
+    available = min(
+        int(np.searchsorted(feed.series(s, settings.timeframe).candles.timestamp, start, side="left"))
+        for s in settings.symbols
+    )
+    lengths = sorted({h for h in lengths if h <= available} | {available})
+    variants = [Variant(f"{h} candles of history", "history", h) for h in lengths]
+    results = _run_all(factory, settings, feed, variants, start, jobs)
+    reference = results[-1]
+    rows = []
+    for h, decisions in zip(lengths, results, strict=True):
+        compared, diffs = _compare(reference, decisions, None)
+        rows.append({"history_candles": h, "decisions_compared": compared, "changed": len(diffs),
+                     "first_change": diffs[0] if diffs else None})  # fmt: skip
+    minimum = available
+    for row in reversed(rows):
+        if row["changed"]:
+            break
+        minimum = row["history_candles"]
+    return {"available_history": available, "minimum_warmup": minimum, "rows": rows}
