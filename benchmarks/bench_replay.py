@@ -85,6 +85,7 @@ def replay(settings: Settings, feed: RecordedFeed, snaps: list[Snapshot], use_gr
                 "decision_id": decision_id("bench", snap.symbol, snap.timeframe, snap.candle_time),
                 "snapshot": snap,
                 "portfolio": broker.portfolio_view(),
+                "timings": {},
             }
         )
     journal.flush()

@@ -73,6 +73,7 @@ class ReplaySession:
                         "decision_id": decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time),
                         "snapshot": snap,
                         "portfolio": self.broker.portfolio_view(),
+                        "timings": {},
                     }
                 )
                 summary.snapshots += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,10 +20,6 @@ class Validation(BaseModel):
     detail: str = ""
 
 
-def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
-    return {**left, **right}
-
-
 class DecisionState(TypedDict, total=False):
     decision_id: str
     snapshot: Snapshot
@@ -37,4 +33,5 @@ class DecisionState(TypedDict, total=False):
     verdict: GateVerdict
     order: Order
     outcome: str
-    timings: Annotated[dict[str, float], merge_timings]
+    timings: dict[str, float]
+    """Node name -> microseconds; a per-snapshot dict the runner creates and the node wrappers fill in."""

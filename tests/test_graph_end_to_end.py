@@ -57,6 +57,9 @@ def test_orders_exist_only_behind_an_approving_gate(january: tuple[Path, object]
             assert db.execute(decided, (decision_id,)).fetchone()[0] == 1
         if outcome == "skipped":
             assert b["intent"] is None and b["indicators"]
+            assert set(b["node_timings_us"]) == {"validate_snapshot", "technical_analysis"}
+        if outcome == "ordered":
+            assert {"strategy_fusion", "risk_assessment", "risk_gate", "execute"} <= set(b["node_timings_us"])
         if outcome in ("hold", "no_order", "denied", "ordered"):
             assert b["intent"]["rationale"] and b["reasoner"]["reasoner"] == "rules"
     assert ordered == summary.orders > 0  # type: ignore[attr-defined]
