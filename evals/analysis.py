@@ -5,8 +5,10 @@ every candle after c perturbed (random multiplicative noise on OHLC, volume resc
 before c must be identical to the full run's: same inputs hash (the window the decision saw), outcome,
 action, gate decision and order. Any difference means some component used data from after its decision time.
 
-Warm-up: the same period is re-run with only H candles of history before its start, for several H. The
-minimum warm-up is the smallest H from which every longer history gives identical decisions.
+Warm-up: indicators are computed on the snapshot window, so the start-up history an indicator sees is the
+window length. The same period is re-run with windows of H candles for several H and the decisions (route,
+action, gate verdict, order) are compared with the longest window's. The minimum warm-up is the smallest H
+from which every longer window gives identical decisions.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from evals.engine import ReplayFactory, decision_key, decision_signature
+from evals.engine import ReplayFactory, decision_key, decision_outcome, decision_signature
 from infra.settings import Settings
 from tools.errors import DataError
 from tools.market import CandleWindow
@@ -37,11 +39,6 @@ def _slice(series: CandleSeries, lo: int, hi: int) -> CandleSeries:
 
 def truncate_after(series: CandleSeries, t: int) -> CandleSeries:
     return _slice(series, 0, int(np.searchsorted(series.candles.timestamp, t, side="right")))
-
-
-def keep_history(series: CandleSeries, start: int, history: int) -> CandleSeries:
-    first = int(np.searchsorted(series.candles.timestamp, start, side="left"))
-    return _slice(series, max(0, first - history), len(series.candles))
 
 
 def perturb_after(series: CandleSeries, t: int, seed: int) -> CandleSeries:
@@ -62,32 +59,33 @@ def perturb_after(series: CandleSeries, t: int, seed: int) -> CandleSeries:
 @dataclass(frozen=True)
 class Variant:
     label: str
-    kind: str  # full | truncate | perturb | history
+    kind: str  # full | truncate | perturb | window
     at: int = 0
     seed: int = 0
 
 
 def _run_variant(
     factory: ReplayFactory, settings: Settings, feed: RecordedFeed, v: Variant, start: int
-) -> dict[tuple[str, int], tuple[Any, ...]]:
+) -> dict[tuple[str, int], Any]:
     if v.kind == "truncate":
         feed = feed.derive(lambda s: truncate_after(s, v.at))
     elif v.kind == "perturb":
         feed = feed.derive(lambda s: perturb_after(s, v.at, v.seed))
-    elif v.kind == "history":
-        feed = feed.derive(lambda s: keep_history(s, start, v.at))
+    elif v.kind == "window":
+        feed = feed.derive(lambda s: s, window=v.at)
     job = factory(settings.model_copy(update={"progress": False}), feed=feed, journal_path=Path(":memory:"))
     try:
         job.session.run(job.snapshots(), job.config)
         decisions = job.journal.run_decisions(job.session.run_id)
     finally:
         job.journal.close()
-    return {decision_key(d): decision_signature(d) for d in decisions}
+    sign = decision_outcome if v.kind == "window" else decision_signature
+    return {decision_key(d): sign(d) for d in decisions}
 
 
 def _run_all(
     factory: ReplayFactory, settings: Settings, feed: RecordedFeed, variants: Sequence[Variant], start: int, jobs: int
-) -> list[dict[tuple[str, int], tuple[Any, ...]]]:
+) -> list[dict[tuple[str, int], Any]]:
     if jobs <= 1:
         return [_run_variant(factory, settings, feed, v, start) for v in variants]
     with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1)) as pool:
@@ -96,7 +94,7 @@ def _run_all(
 
 
 def _compare(
-    reference: dict[tuple[str, int], tuple[Any, ...]], other: dict[tuple[str, int], tuple[Any, ...]], until: int | None
+    reference: dict[tuple[str, int], Any], other: dict[tuple[str, int], Any], until: int | None
 ) -> tuple[int, list[dict[str, Any]]]:
     keys = [k for k in reference if until is None or k[1] <= until]
     diffs = []
@@ -136,18 +134,20 @@ def warmup_analysis(
         int(np.searchsorted(feed.series(s, settings.timeframe).candles.timestamp, start, side="left"))
         for s in settings.symbols
     )
-    lengths = sorted({h for h in lengths if h <= available} | {available})
-    variants = [Variant(f"{h} candles of history", "history", h) for h in lengths]
+    lengths = sorted({h for h in lengths if settings.ta.min_history <= h <= available + 1})
+    if not lengths:
+        raise DataError(f"too little history before {to_iso(start)} for a warm-up analysis ({available} candles)")
+    variants = [Variant(f"window of {h} candles", "window", h) for h in lengths]
     results = _run_all(factory, settings, feed, variants, start, jobs)
     reference = results[-1]
     rows = []
     for h, decisions in zip(lengths, results, strict=True):
         compared, diffs = _compare(reference, decisions, None)
-        rows.append({"history_candles": h, "decisions_compared": compared, "changed": len(diffs),
+        rows.append({"window": h, "decisions_compared": compared, "changed": len(diffs),
                      "first_change": diffs[0] if diffs else None})  # fmt: skip
-    minimum = available
+    minimum = lengths[-1]
     for row in reversed(rows):
         if row["changed"]:
             break
-        minimum = row["history_candles"]
-    return {"available_history": available, "minimum_warmup": minimum, "rows": rows}
+        minimum = row["window"]
+    return {"available_history": available, "minimum_warmup": minimum, "window": settings.window, "rows": rows}

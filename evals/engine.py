@@ -126,17 +126,27 @@ def decision_key(d: dict[str, Any]) -> tuple[str, int]:
     return d["symbol"], int(d["candle_time"])
 
 
-def decision_signature(d: dict[str, Any]) -> tuple[Any, ...]:
-    """What must not change when only the future changes: inputs, route, intent and order."""
+def decision_signature(d: dict[str, Any]) -> str:
+    """Everything a decision saw and did, minus run-specific ids and timings: it must not change when only
+    the future changes."""
+    body = {k: d.get(k) for k in ("inputs_hash", "outcome", "reason", "action", "indicators", "signals", "aggregate",
+                                  "intent", "risk", "proposal", "verdict", "portfolio")}  # fmt: skip
+    order = d.get("order")
+    body["order"] = {k: v for k, v in order.items() if k not in ("client_order_id", "decision_id")} if order else None
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def decision_outcome(d: dict[str, Any]) -> tuple[Any, ...]:
+    """What was decided (route, action, gate verdict, order), without the indicator values behind it."""
     order = d.get("order") or {}
     verdict = d.get("verdict") or {}
     return (
-        d["inputs_hash"],
         d["outcome"],
         d["action"],
         verdict.get("decision"),
+        tuple(verdict.get("reasons") or ()),
         order.get("side"),
-        None if not order else f"{order['quantity']:.12g}",
+        None if not order else f"{order['quantity']:.8g}",
     )
 
 

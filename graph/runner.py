@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from infra.journal import JournalStore, PortfolioPoint, RunInfo, decision_id
+from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
 from tools.broker import Broker
+from tools.errors import JournalError
 from tools.market import Snapshot
 from tools.paper_broker import Bar
 from tools.timeframes import timeframe_ms
@@ -35,6 +36,26 @@ class RunSummary(BaseModel):
     first_candle: int | None = None
     last_candle: int | None = None
     elapsed_s: float = 0.0
+
+
+def error_record(run_id: str, did: str, snap: Snapshot, equity: float, exc: Exception) -> DecisionRecord:
+    w = snap.window
+    return DecisionRecord(
+        id=did,
+        run_id=run_id,
+        symbol=snap.symbol,
+        timeframe=snap.timeframe,
+        candle_time=snap.candle_time,
+        as_of=snap.as_of,
+        outcome="error",
+        reason=f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500],
+        action=None,
+        inputs_hash=w.digest(),
+        window_start=int(w.timestamp[0]),
+        window_end=int(w.timestamp[-1]),
+        window_length=len(w),
+        portfolio={"equity": equity},
+    )
 
 
 class ReplaySession:
@@ -68,14 +89,16 @@ class ReplaySession:
                     peak = self._record_portfolio(current_time, peak, summary)
                 current_time = snap.candle_time
                 self._settle(snap, summary)
-                state = self.graph.invoke(
-                    {
-                        "decision_id": decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time),
-                        "snapshot": snap,
-                        "portfolio": self.broker.portfolio_view(),
-                        "timings": {},
-                    }
-                )
+                did = decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time)
+                portfolio = self.broker.portfolio_view()
+                try:
+                    state = self.graph.invoke({"decision_id": did, "snapshot": snap, "portfolio": portfolio,
+                                               "timings": {}})  # fmt: skip
+                except JournalError:
+                    raise
+                except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
+                    self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
+                    state = {"outcome": "error"}
                 summary.snapshots += 1
                 summary.first_candle = summary.first_candle if summary.first_candle is not None else snap.candle_time
                 summary.last_candle = snap.candle_time

@@ -116,3 +116,31 @@ def test_insufficient_history_is_journaled_not_traded(tmp_path: Path) -> None:
     job.journal.close()
     assert summary.outcomes == {"invalid": 72}
     assert summary.orders == 0
+
+
+def test_a_failing_node_still_journals_its_decision_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.rules_reasoner import RulesReasoner
+
+    original = RulesReasoner.decide
+    failed: list[int] = []
+
+    def flaky(self: RulesReasoner, inp):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append(inp.candle_time)
+            raise TimeoutError("reasoner timed out\nafter 30 s")
+        return original(self, inp)
+
+    monkeypatch.setattr(RulesReasoner, "decide", flaky)
+    journal = tmp_path / "j.sqlite"
+    settings = load_settings(journal=journal, start=date(2024, 1, 1), end=date(2024, 1, 2))
+    job = build_replay(settings)
+    summary = job.session.run(job.snapshots(), job.config)
+    job.journal.close()
+    assert summary.snapshots == 96 and summary.outcomes["error"] == 1
+    db = sqlite3.connect(journal)
+    assert db.execute("SELECT count(*) FROM decisions").fetchone()[0] == 96
+    row = db.execute("SELECT candle_time, reason, action FROM decisions WHERE outcome = 'error'").fetchone()
+    assert row == (failed[0], "TimeoutError: reasoner timed out after 30 s", None)
+    assert db.execute("SELECT status FROM runs").fetchone()[0] == "completed"

@@ -572,3 +572,21 @@ def test_zero_fee_zero_slippage_round_trip_is_free() -> None:
     assert b.cash == 10_000.0
     assert b.realized_pnl == 0.0
     assert b.fees_paid == 0.0
+
+
+def test_partial_exit_never_goes_past_flat_after_a_stop_out() -> None:
+    # review finding: the rest of a partly filled exit used to keep selling after a stop closed the position
+    b = PaperBroker(PaperBrokerConfig(initial_cash=10_000.0, fee_bps=0, slippage_bps=0, max_volume_participation=0.1,
+                                      order_ttl_candles=10))  # fmt: skip
+    b.submit(order("in", Side.BUY, 10.0, 100.0, 0, stop_loss=90.0))
+    b.on_candle(Bar(SYM, H, 2 * H, 100.0, 100.5, 99.5, 100.0, 1_000.0))
+    assert b.positions[SYM].quantity == approx(10.0)
+    b.submit(Order(client_order_id="out", decision_id="d-out", symbol=SYM, side=Side.SELL, quantity=10.0,
+                   reference_price=100.0, submitted_at=2 * H, kind="exit"))  # fmt: skip
+    b.on_candle(Bar(SYM, 2 * H, 3 * H, 100.0, 100.5, 99.5, 100.0, 20.0))  # sells 2
+    b.on_candle(Bar(SYM, 3 * H, 4 * H, 100.0, 100.5, 89.0, 95.0, 20.0))  # sells 2, then the stop closes 6
+    assert SYM not in b.positions
+    assert b.pending == {}
+    assert b.orders["out"].status is OrderStatus.PARTIALLY_FILLED
+    b.on_candle(Bar(SYM, 4 * H, 5 * H, 95.0, 96.0, 94.0, 95.0, 20.0))
+    assert SYM not in b.positions  # no short was opened

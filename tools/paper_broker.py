@@ -5,7 +5,8 @@
 - Partial fills: with ``max_volume_participation`` set, a fill takes at most that fraction of the candle's
   volume; the rest stays pending for the next candles and is canceled after ``order_ttl_candles``.
 - Buys never take cash below zero: a buy is cut to what the cash pays for at the fill price.
-- Stop-loss and take-profit are checked on every later candle (and on the fill candle after the fill).
+- Stop-loss and take-profit are checked on every later candle (and on the fill candle after the fill);
+  when one closes a position, the symbol's pending orders are canceled. An exit never sells past flat.
   When both are touched in one candle the stop is assumed (the worse outcome). A candle that opens through
   the stop fills at the open.
 """
@@ -114,7 +115,12 @@ class PaperBroker:
             if self.cfg.max_volume_participation is not None:
                 qty = min(qty, self.cfg.max_volume_participation * bar.volume)
             cut = False  # a buy cut to what the cash pays is finished: its remainder must not fill later
-            if order.side is Side.BUY and not self._reduces(order.symbol, Side.BUY):
+            if order.kind == "exit":  # an exit never goes past flat (no accidental short or flip)
+                held = self.positions[order.symbol].quantity if order.symbol in self.positions else 0.0
+                room = abs(held) if held * order.side.sign < 0 else 0.0
+                cut = room < qty
+                qty = min(qty, room)
+            elif order.side is Side.BUY and not self._reduces(order.symbol, Side.BUY):
                 affordable = max(0.0, self.cash / (price * (1 + self.cfg.fee_bps / 10_000)))
                 cut = affordable < qty
                 qty = min(qty, affordable)
@@ -180,7 +186,17 @@ class PaperBroker:
         self._updates.append(order)
         if kind == "stop_loss":
             self.last_stop_out[bar.symbol] = bar.close_time
+        self._cancel_pending(bar.symbol)
         return fill
+
+    def _cancel_pending(self, symbol: str) -> None:
+        """A stop or target closed the position: what is still pending for it must not reopen one."""
+        for oid, order in list(self.pending.items()):
+            if order.symbol == symbol:
+                order.status = OrderStatus.PARTIALLY_FILLED if order.filled_quantity > 0 else OrderStatus.CANCELED
+                del self.pending[oid]
+                del self._age[oid]
+                self._updates.append(order)
 
     # --- accounting ---------------------------------------------------------------------------------
     def _slipped(self, price: float, side: Side) -> float:

@@ -183,9 +183,9 @@ class RecordedFeed:
             self._series[key] = load_series(self.data_dir, self.exchange, symbol, timeframe)
         return self._series[key]
 
-    def derive(self, transform: Callable[[CandleSeries], CandleSeries]) -> RecordedFeed:
+    def derive(self, transform: Callable[[CandleSeries], CandleSeries], window: int | None = None) -> RecordedFeed:
         """A feed over transformed copies of the series loaded so far (look-ahead and warm-up analysis)."""
-        feed = RecordedFeed(self.data_dir, self.exchange, self.window)
+        feed = RecordedFeed(self.data_dir, self.exchange, window or self.window)
         feed._series = {key: transform(series) for key, series in self._series.items()}
         return feed
 

@@ -164,13 +164,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("no look-ahead bias: every decision up to each checkpoint is unchanged")
         return 0
     if args.analysis == "warmup":
-        lengths = sorted({settings.ta.min_history - 1, settings.window // 2, settings.window, 2 * settings.window,
-                          4 * settings.window})  # fmt: skip
+        lengths = [settings.ta.min_history, settings.window // 2, settings.window, 2 * settings.window,
+                   4 * settings.window]  # fmt: skip
         result = warmup_analysis(build_replay, settings, feed, start, lengths, args.jobs)
         for row in result["rows"]:
-            print(f"{row['history_candles']:>6} candles of history: {row['decisions_compared']} decisions, "
-                  f"{row['changed']} differ from the longest history")  # fmt: skip
-        print(f"minimum warm-up: {result['minimum_warmup']} candles (available {result['available_history']})")
+            print(f"window of {row['window']:>5} candles: {row['decisions_compared']} decisions, "
+                  f"{row['changed']} differ from the longest window")  # fmt: skip
+        print(f"minimum warm-up: {result['minimum_warmup']} candles (configured window {result['window']}, "
+              f"{result['available_history']} candles of history before the start)")  # fmt: skip
         return 0
     total = feed.count(settings.symbols, settings.timeframe, start, end)
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
