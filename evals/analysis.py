@@ -14,7 +14,7 @@ from which every longer window gives identical decisions.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,13 +84,27 @@ def _run_variant(
 
 
 def _run_all(
-    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, variants: Sequence[Variant], start: int, jobs: int
+    factory: ReplayFactory,
+    settings: Settings,
+    feed: RecordedFeed,
+    variants: Sequence[Variant],
+    start: int,
+    jobs: int,
+    on_done: Callable[[str], None] | None = None,
 ) -> list[dict[tuple[str, int], Any]]:
+    done = on_done or (lambda _label: None)
+    results = []
     if jobs <= 1:
-        return [_run_variant(factory, settings, feed, v, start) for v in variants]
+        for v in variants:
+            results.append(_run_variant(factory, settings, feed, v, start))
+            done(v.label)
+        return results
     with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1)) as pool:
         futures = [pool.submit(_run_variant, factory, settings, feed, v, start) for v in variants]
-        return [f.result() for f in futures]
+        for v, future in zip(variants, futures, strict=True):
+            results.append(future.result())
+            done(v.label)
+    return results
 
 
 def _compare(
@@ -106,7 +120,14 @@ def _compare(
 
 
 def lookahead_analysis(
-    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, start: int, end: int, checkpoints: int, jobs: int
+    factory: ReplayFactory,
+    settings: Settings,
+    feed: RecordedFeed,
+    start: int,
+    end: int,
+    checkpoints: int,
+    jobs: int,
+    on_done: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     times = sorted({int(t) for s in settings.symbols for t in feed.series(s, settings.timeframe).candles.timestamp
                     if start <= t < end})  # fmt: skip
@@ -117,7 +138,7 @@ def lookahead_analysis(
     for i, at in enumerate(picks):
         variants += [Variant(f"truncated after {to_iso(at)}", "truncate", at),
                      Variant(f"perturbed after {to_iso(at)}", "perturb", at, seed=i)]  # fmt: skip
-    results = _run_all(factory, settings, feed, variants, start, jobs)
+    results = _run_all(factory, settings, feed, variants, start, jobs, on_done)
     reference = results[0]
     rows = []
     for variant, decisions in zip(variants[1:], results[1:], strict=True):
@@ -128,7 +149,13 @@ def lookahead_analysis(
 
 
 def warmup_analysis(
-    factory: ReplayFactory, settings: Settings, feed: RecordedFeed, start: int, lengths: Sequence[int], jobs: int
+    factory: ReplayFactory,
+    settings: Settings,
+    feed: RecordedFeed,
+    start: int,
+    lengths: Sequence[int],
+    jobs: int,
+    on_done: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     available = min(
         int(np.searchsorted(feed.series(s, settings.timeframe).candles.timestamp, start, side="left"))
@@ -138,7 +165,7 @@ def warmup_analysis(
     if not lengths:
         raise DataError(f"too little history before {to_iso(start)} for a warm-up analysis ({available} candles)")
     variants = [Variant(f"window of {h} candles", "window", h) for h in lengths]
-    results = _run_all(factory, settings, feed, variants, start, jobs)
+    results = _run_all(factory, settings, feed, variants, start, jobs, on_done)
     reference = results[-1]
     rows = []
     for h, decisions in zip(lengths, results, strict=True):

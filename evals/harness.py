@@ -28,6 +28,7 @@ from evals.metrics import (
     bootstrap_sharpe_diff_ci,
     compute_metrics,
     drawdown_series,
+    max_drawdown,
     period_returns,
     sharpe,
 )
@@ -172,6 +173,8 @@ def _evaluate(
     randoms = random_entries(feed, settings.timeframe, ts, equity, run.trades, options.seeds, paper.fee_bps,
                              paper.slippage_bps, period_ms)  # fmt: skip
     random_sharpes = np.array([sharpe(period_returns(c), ppy) for c in randoms])
+    random_returns = np.array([c[-1] / c[0] - 1 for c in randoms])
+    random_drawdowns = np.array([max_drawdown(c)[0] for c in randoms])
     median_curve = randoms[int(np.argsort(random_sharpes)[len(random_sharpes) // 2])]
     curves: dict[str, FloatArray] = {"buy_and_hold": bh, "random_median": median_curve}
     rules_run: StrategyRun | None = None
@@ -201,6 +204,8 @@ def _evaluate(
             **redacted_config(settings),
             "start": to_iso(start),
             "end": to_iso(end),
+            "data_dir": str(feed.data_dir),
+            "journal": "journal.sqlite",
             "seeds": options.seeds,
             "bootstrap": options.bootstrap,
         },
@@ -220,12 +225,14 @@ def _evaluate(
             **baseline_metrics,
             "random": {
                 "seeds": options.seeds,
-                "sharpe_mean": float(random_sharpes.mean()) if random_sharpes.size else 0.0,
-                "sharpe_p05": float(np.percentile(random_sharpes, 5)) if random_sharpes.size else 0.0,
-                "sharpe_p95": float(np.percentile(random_sharpes, 95)) if random_sharpes.size else 0.0,
-                "strategy_sharpe_percentile": float((random_sharpes < metrics.sharpe).mean() * 100)
-                if random_sharpes.size
-                else 0.0,
+                "sharpe_mean": float(random_sharpes.mean()),
+                "sharpe_p05": float(np.percentile(random_sharpes, 5)),
+                "sharpe_p95": float(np.percentile(random_sharpes, 95)),
+                "strategy_sharpe_percentile": float((random_sharpes < metrics.sharpe).mean() * 100),
+                "total_return_p05": float(np.percentile(random_returns, 5)),
+                "total_return_median": float(np.median(random_returns)),
+                "total_return_p95": float(np.percentile(random_returns, 95)),
+                "max_drawdown_median": float(np.median(random_drawdowns)),
             },
         },
         "confidence_intervals": ci,

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tools.errors import ConfigError
@@ -93,6 +93,14 @@ class Settings(BaseSettings):
         timeframe_ms(value)
         return value
 
+    @model_validator(mode="after")
+    def _window_holds_the_indicators(self) -> Settings:
+        if self.window < self.ta.min_history:
+            raise ValueError(
+                f"window {self.window} is shorter than the {self.ta.min_history} candles the indicators need"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -117,7 +125,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from None
     finally:
         _CONFIG_FILE.reset(token)
     if settings.start and settings.end and settings.end < settings.start:

@@ -80,8 +80,12 @@ class SqliteJournal:
         self._uncommitted = 0
         try:
             if read_only:
+                if path.is_dir():
+                    raise JournalError(f"journal {path} is a directory, not a journal file")
                 if not path.is_file():
                     raise JournalError(f"journal {path} does not exist (run `tradegraph run` first)")
+                if path.stat().st_size == 0:
+                    raise JournalError(f"journal {path} is an empty file, not a tradegraph journal")
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)

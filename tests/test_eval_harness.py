@@ -90,7 +90,7 @@ def test_golden_fingerprint(fixed_eval: tuple[Path, dict[str, object]]) -> None:
 
 def test_lookahead_analysis_passes_on_the_real_graph(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["eval", "lookahead", "--start", "2024-01-01", "--end", "2024-01-08", "--checkpoints", "2",
-                 "--no-progress"])  # fmt: skip
+                 "--jobs", "2", "--no-progress"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
     assert "no look-ahead bias" in out
@@ -137,7 +137,8 @@ def test_warmup_analysis_reports_the_minimum(capsys: pytest.CaptureFixture[str])
     ("args", "message"),
     [
         (["--symbols", "XRP/USDT"], "no data for XRP/USDT 1h"),
-        (["--start", "2019-01-01", "--end", "2019-02-01"], "no BTC/USDT 1h candles between"),
+        (["--start", "2019-01-01", "--end", "2019-02-01"], "start 2019-01-01 is before the BTC/USDT 1h data"),
+        (["--start", "2024-12-20", "--end", "2025-03-31"], "end 2025-03-31 is after the BTC/USDT 1h data"),
         (["--start", "2023-10-05"], "too little history before 2023-10-05T00:00 for warm-up: 96 candles"),
         (["--seeds", "0"], "--seeds must be at least 1"),
     ],

@@ -150,3 +150,16 @@ def test_parquet_validation_and_corruption(sample_dir: Path, tmp_path: Path) -> 
     pq.write_table(table.drop(["volume"]), tmp_path / "binance_BTC-USDT_1h.parquet")
     with pytest.raises(DataError, match="missing columns volume"):
         load_series(tmp_path, "binance", "BTC/USDT", "1h")
+
+
+def test_parquet_with_text_values_or_microsecond_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "binance_BTC-USDT_1h.parquet"
+    pq.write_table(pa.table({"timestamp": [0, 3_600_000], "open": ["1", "x"], "high": [2.0, 2.0], "low": [0.5, 0.5],
+                             "close": [1.0, 1.0], "volume": [1.0, 1.0]}), path)  # fmt: skip
+    with pytest.raises(DataError, match=r"binance_BTC-USDT_1h\.parquet row 2: a value is not a number"):
+        load_series(tmp_path, "binance", "BTC/USDT", "1h")
+    micro = pa.array([1_000_001, 3_600_000_001], pa.timestamp("us"))
+    pq.write_table(pa.table({"timestamp": micro, "open": [1.0, 1.0], "high": [2.0, 2.0], "low": [0.5, 0.5],
+                             "close": [1.0, 1.0], "volume": [1.0, 1.0]}), path)  # fmt: skip
+    with pytest.raises(DataError, match="timestamp column cannot be read as UTC milliseconds"):
+        load_series(tmp_path, "binance", "BTC/USDT", "1h")

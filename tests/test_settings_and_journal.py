@@ -36,6 +36,8 @@ def test_bad_settings_are_one_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     bad.write_text("symbols = [")
     with pytest.raises(ConfigError, match="is not valid"):
         load_settings(bad)
+    with pytest.raises(ConfigError, match="window 100 is shorter than the 201 candles the indicators need"):
+        load_settings(window=100)
     monkeypatch.setenv("TRADEGRAPH_WINDOW", "ten")
     with pytest.raises(ConfigError, match="invalid setting window"):
         load_settings()

@@ -85,14 +85,22 @@ def _read_parquet(path: Path) -> tuple[list[list[float]], str]:
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{path.name}: missing columns {', '.join(missing)}")
-    ts_col = table.column("timestamp")
-    if str(ts_col.type).startswith("timestamp"):
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    try:
+        ts_col = table.column("timestamp")
+        if str(ts_col.type).startswith("timestamp"):
+            import pyarrow as pa
+            import pyarrow.compute as pc
 
-        ts_col = pc.cast(pc.cast(ts_col, pa.timestamp("ms", tz="UTC")), pa.int64())
-    columns = [ts_col.to_pylist()] + [table.column(c).to_pylist() for c in COLUMNS[1:]]
-    rows = [[math.nan if v is None else float(v) for v in values] for values in zip(*columns, strict=True)]
+            ts_col = pc.cast(pc.cast(ts_col, pa.timestamp("ms", tz="UTC")), pa.int64())
+        columns = [ts_col.to_pylist()] + [table.column(c).to_pylist() for c in COLUMNS[1:]]
+    except Exception as exc:  # pyarrow's cast errors (e.g. sub-millisecond timestamps) share no base class
+        raise DataError(f"{path.name}: timestamp column cannot be read as UTC milliseconds ({exc})") from None
+    rows: list[list[float]] = []
+    for index, values in enumerate(zip(*columns, strict=True)):
+        try:
+            rows.append([math.nan if v is None else float(v) for v in values])
+        except (TypeError, ValueError):
+            raise DataError(f"{path.name} row {index + 1}: a value is not a number ({values})") from None
     return rows, "row"
 
 
@@ -223,6 +231,17 @@ class RecordedFeed:
                 f"{to_iso(end or series.last)}; {series.path.name} covers {to_iso(series.first)} .. {to_iso(series.last)}"
             )
         return range(lo, hi)
+
+    def check_range(self, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None) -> None:
+        """Reject a requested [start, end) whose first or last day lies wholly outside a symbol's data."""
+        day = 86_400_000
+        for symbol in symbols:
+            series = self.series(symbol, timeframe)
+            cover = f"{series.path.name} covers {to_iso(series.first)} .. {to_iso(series.last)}"
+            if start is not None and start + day <= series.first:
+                raise DataError(f"start {to_iso(start)[:10]} is before the {symbol} {timeframe} data ({cover})")
+            if end is not None and end - day > series.last:
+                raise DataError(f"end {to_iso(end - day)[:10]} is after the {symbol} {timeframe} data ({cover})")
 
     def count(self, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None) -> int:
         return sum(len(self.index_range(self.series(s, timeframe), start, end)) for s in symbols)

@@ -23,7 +23,7 @@ EXIT_USER_ERROR = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{self.prog}: {message}")
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
 def _day(field: str) -> Any:
@@ -141,6 +141,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
     )
     feed = open_feed(settings)
+    feed.check_range(settings.symbols, settings.timeframe, *time_range(settings))
     start, end = default_range(feed, settings, *time_range(settings))
     feed.count(settings.symbols, settings.timeframe, start, end)
     check_warmup(feed, settings, start)
@@ -150,8 +151,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print(f"[bold yellow]EVAL[/] (paper fills, no real orders) · {', '.join(settings.symbols)} "
                   f"{settings.timeframe} · {to_iso(start)} .. {to_iso(end)} · reasoner={settings.reasoner}")  # fmt: skip
+
+    def done(label: str) -> None:
+        if settings.progress:
+            console.print(f"  replayed: {label}")
+
     if args.analysis == "lookahead":
-        result = lookahead_analysis(build_replay, settings, feed, start, end, args.checkpoints, args.jobs)
+        result = lookahead_analysis(build_replay, settings, feed, start, end, args.checkpoints, args.jobs, done)
         for row in result["rows"]:
             print(f"{row['variant']:<40} {row['decisions_compared']:>6} decisions compared, {row['changed']} changed")
         if result["biased"]:
@@ -166,7 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.analysis == "warmup":
         lengths = [settings.ta.min_history, settings.window // 2, settings.window, 2 * settings.window,
                    4 * settings.window]  # fmt: skip
-        result = warmup_analysis(build_replay, settings, feed, start, lengths, args.jobs)
+        result = warmup_analysis(build_replay, settings, feed, start, lengths, args.jobs, done)
         for row in result["rows"]:
             print(f"window of {row['window']:>5} candles: {row['decisions_compared']} decisions, "
                   f"{row['changed']} differ from the longest window")  # fmt: skip
@@ -236,7 +242,8 @@ def cmd_decisions(args: argparse.Namespace) -> int:
         if run_id is None:
             latest = store.latest_run()
             run_id = latest["run_id"] if latest else None
-        rows = store.list_decisions(last=args.last, symbol=args.symbol, run_id=run_id) if run_id else []
+        symbol = args.symbol.upper() if args.symbol else None
+        rows = store.list_decisions(last=args.last, symbol=symbol, run_id=run_id) if run_id else []
     finally:
         store.close()
     if args.json:

@@ -72,10 +72,12 @@ def build_replay(
     settings: Settings, run_id: str | None = None, feed: RecordedFeed | None = None, journal_path: Path | None = None
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
-    feed = feed or open_feed(settings)  # every file is validated before anything is journaled
-    data_dir = feed.data_dir
     start_ms, end_ms = time_range(settings)
-    feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)  # range errors before the journal opens
+    if feed is None:  # every file and the range are checked before anything is journaled
+        feed = open_feed(settings)
+        feed.check_range(settings.symbols, settings.timeframe, start_ms, end_ms)
+    data_dir = feed.data_dir
+    feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
