@@ -17,8 +17,8 @@ import numpy.typing as npt
 
 from evals.metrics import Trade
 from graph.runner import ReplaySession, RunSummary
+from infra.journal import JournalStore
 from infra.settings import Settings
-from infra.sqlite_journal import SqliteJournal
 from tools.market import Snapshot
 from tools.recorded_feed import RecordedFeed
 
@@ -29,7 +29,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 class ReplayJobLike(Protocol):
     session: ReplaySession
-    journal: SqliteJournal
+    journal: JournalStore
     config: dict[str, Any]
 
     def snapshots(self) -> Iterable[Snapshot]: ...

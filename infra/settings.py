@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
 from tools.risk_gate import RiskLimits
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     timeframe: str = "1h"
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
-    journal: Path = Path("tradegraph.sqlite")
+    journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
     reasoner: Literal["rules"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
             if not (sep and base and quote and "/" not in quote):
                 raise ValueError(f"{symbol!r} is not BASE/QUOTE, e.g. BTC/USDT")
         return list(dict.fromkeys(value))
+
+    @field_validator("journal", mode="before")
+    @classmethod
+    def _journal_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("timeframe")
     @classmethod
@@ -137,7 +143,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 def redacted_config(settings: Settings) -> dict[str, Any]:
     """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
     data = settings.model_dump(mode="json")
-    for key in list(data):
-        if any(word in key.lower() for word in ("key", "secret", "password", "token")):
-            data[key] = "***"
-    return data
+    data["journal"] = redact_url(data["journal"])
+    redacted: dict[str, Any] = _redact_keys(data)
+    return redacted
+
+
+def _redact_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_redact_keys(v) for v in value]
+    return value

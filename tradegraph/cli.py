@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from infra.redact import redact_url
 from infra.settings import Settings, load_settings
-from infra.sqlite_journal import SqliteJournal
 from tools.errors import ConfigError, TradegraphError
 from tools.timeframes import parse_day, to_iso
 from tradegraph import __version__
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_day("--start"), help="first day, YYYY-MM-DD (UTC)")
     run.add_argument("--end", type=_day("--end"), help="last day, YYYY-MM-DD (UTC, inclusive)")
     run.add_argument("--data", type=Path, dest="data_dir", help="directory of recorded candle files")
-    run.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--config", type=Path, help="TOML or JSON settings file")
     run.add_argument("--reasoner", choices=["rules"], help="strategy_fusion reasoner")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,21 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     dec = sub.add_parser("decisions", help="list journaled decisions")
-    dec.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    dec.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     dec.add_argument("--last", type=int, help="only the last N")
     dec.add_argument("--symbol", help="only this symbol")
     dec.add_argument("--run", dest="run_id", help="run id (default: the latest run)")
     dec.add_argument("--json", action="store_true", help="print JSON")
 
+    db = sub.add_parser("db", help="journal database administration")
+    db.add_argument("action", choices=["upgrade"], help="create or migrate the journal schema")
+    db.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default: the settings' journal)")
+
     exp = sub.add_parser("explain", help="print one decision's full evidence chain")
     exp.add_argument("decision_id")
-    exp.add_argument("--journal", type=Path, help="SQLite journal path (default tradegraph.sqlite)")
+    exp.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     exp.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
-def _journal_path(arg: Path | None) -> Path:
-    return arg if arg is not None else load_settings().journal
+def _open_journal(arg: str | None) -> Any:
+    from tradegraph.composition import open_journal
+
+    return open_journal(arg if arg is not None else load_settings().journal, read_only=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -103,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print(
         f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
-        f"reasoner={settings.reasoner} · journal={settings.journal} · run {job.session.run_id}"
+        f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
     )
     total = job.snapshot_count()
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -228,7 +234,7 @@ def _print_summary(s: dict[str, Any], settings: Settings) -> None:
         f"pnl            {s['pnl']:+,.2f} ({s['return_pct']:+.2f}%), fees {s['fees_paid']:,.2f}",
         f"max drawdown   {100 * s['max_drawdown']:.2f}%",
         f"open positions {', '.join(f'{k} {v:.6g}' for k, v in s['open_positions'].items()) or 'none'}",
-        f"journal        {settings.journal}",
+        f"journal        {redact_url(settings.journal)}",
     ]
     print("\n".join(lines))
 
@@ -236,7 +242,7 @@ def _print_summary(s: dict[str, Any], settings: Settings) -> None:
 def cmd_decisions(args: argparse.Namespace) -> int:
     if args.last is not None and args.last <= 0:
         raise ConfigError("--last must be a positive number")
-    store = SqliteJournal(_journal_path(args.journal), read_only=True)
+    store = _open_journal(args.journal)
     try:
         run_id = args.run_id
         if run_id is None:
@@ -291,7 +297,7 @@ def _explain_text(d: dict[str, Any]) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    store = SqliteJournal(_journal_path(args.journal), read_only=True)
+    store = _open_journal(args.journal)
     try:
         record = store.get_decision(args.decision_id)
     finally:
@@ -302,7 +308,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "eval": cmd_eval, "decisions": cmd_decisions, "explain": cmd_explain}
+def cmd_db(args: argparse.Namespace) -> int:
+    from infra.journal import SCHEMA_VERSION
+    from tradegraph.composition import open_journal
+
+    target = args.journal if args.journal is not None else load_settings().journal
+    store = open_journal(target)
+    try:
+        timescale = getattr(store, "timescaledb", None)
+    finally:
+        store.close()
+    extension = (
+        "" if timescale is None else (", TimescaleDB loaded" if timescale else ", plain PostgreSQL (no TimescaleDB)")
+    )
+    print(f"journal {redact_url(str(target))} is at schema v{SCHEMA_VERSION}{extension}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "eval": cmd_eval, "db": cmd_db, "decisions": cmd_decisions, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from agents.reasoner import Reasoner
 from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.runner import ReplaySession
+from infra.journal import JournalStore
+from infra.redact import is_postgres_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
 from tools.errors import ConfigError
@@ -23,6 +25,15 @@ from tools.timeframes import day_start_ms
 
 def bundled_data_dir() -> Path:
     return Path(str(resources.files("tradegraph") / "sample_data"))
+
+
+def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
+    """The journal store a setting names: a postgresql:// URL, or else an SQLite file path."""
+    if isinstance(target, str) and is_postgres_url(target):
+        from infra.postgres_journal import PostgresJournal
+
+        return PostgresJournal(target, read_only=read_only)
+    return SqliteJournal(Path(target), read_only=read_only)
 
 
 def new_run_id() -> str:
@@ -39,7 +50,7 @@ def make_reasoner(settings: Settings) -> Reasoner:
 class ReplayJob:
     session: ReplaySession
     feed: RecordedFeed
-    journal: SqliteJournal
+    journal: JournalStore
     broker: PaperBroker
     settings: Settings
     start_ms: int | None
@@ -81,7 +92,7 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    journal = SqliteJournal(journal_path or settings.journal)
+    journal = open_journal(journal_path or settings.journal)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
     deps = GraphDeps(

@@ -1,0 +1,269 @@
+"""PostgreSQL journal store via asyncpg, behind the same JournalStore protocol as the SQLite default.
+
+asyncpg is asynchronous and the graph is synchronous: the store owns a private event loop on a daemon
+thread and every call waits for its coroutine there. Writes are buffered and flushed in one transaction
+(every ``batch_size`` records, at every decision that carries an order, and on flush/close), so a decision
+and its order land together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import asyncpg
+
+from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo
+from infra.redact import redact_url
+from tools.errors import JournalError
+from tools.trade_types import Fill, Order
+
+T = TypeVar("T")
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, started_at BIGINT NOT NULL, finished_at BIGINT, mode TEXT NOT NULL,
+        status TEXT NOT NULL, config JSONB NOT NULL, summary JSONB
+    );
+    CREATE TABLE decisions (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
+        candle_time BIGINT NOT NULL, as_of BIGINT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
+        action TEXT, inputs_hash TEXT NOT NULL, window_start BIGINT NOT NULL, window_end BIGINT NOT NULL,
+        window_length INTEGER NOT NULL, body JSONB NOT NULL, seq BIGSERIAL,
+        UNIQUE (run_id, symbol, timeframe, candle_time)
+    );
+    CREATE INDEX decisions_symbol_time ON decisions (symbol, candle_time);
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+        quantity DOUBLE PRECISION NOT NULL, reference_price DOUBLE PRECISION NOT NULL, submitted_at BIGINT NOT NULL,
+        kind TEXT NOT NULL, status TEXT NOT NULL, filled_quantity DOUBLE PRECISION NOT NULL,
+        stop_loss DOUBLE PRECISION, take_profit DOUBLE PRECISION
+    );
+    CREATE INDEX orders_decision ON orders (decision_id);
+    CREATE TABLE fills (
+        id BIGSERIAL PRIMARY KEY, client_order_id TEXT NOT NULL, decision_id TEXT NOT NULL, symbol TEXT NOT NULL,
+        side TEXT NOT NULL, quantity DOUBLE PRECISION NOT NULL, price DOUBLE PRECISION NOT NULL,
+        fee DOUBLE PRECISION NOT NULL, timestamp BIGINT NOT NULL, kind TEXT NOT NULL,
+        slippage_bps DOUBLE PRECISION NOT NULL, realized_pnl DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX fills_decision ON fills (decision_id);
+    CREATE TABLE portfolio_snapshots (
+        run_id TEXT NOT NULL, timestamp BIGINT NOT NULL, cash DOUBLE PRECISION NOT NULL,
+        equity DOUBLE PRECISION NOT NULL, gross_exposure DOUBLE PRECISION NOT NULL,
+        drawdown DOUBLE PRECISION NOT NULL, positions JSONB NOT NULL, PRIMARY KEY (run_id, timestamp)
+    );
+    """,
+}
+
+_DECISION_COLUMNS = (
+    "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
+    "window_start, window_end, window_length, body"
+)
+_BODY_FIELDS = {
+    "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
+    "portfolio", "node_timings_us",
+}  # fmt: skip
+_ORDER_UPSERT = (
+    "INSERT INTO orders VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (client_order_id) DO UPDATE SET "
+    "status = excluded.status, filled_quantity = excluded.filled_quantity"
+)
+
+
+def _order_args(o: Order) -> tuple[Any, ...]:
+    return (o.client_order_id, o.decision_id, o.symbol, o.side.value, o.quantity, o.reference_price, o.submitted_at,
+            o.kind, o.status.value, o.filled_quantity, o.stop_loss, o.take_profit)  # fmt: skip
+
+
+class PostgresJournal:
+    def __init__(self, url: str, *, read_only: bool = False, batch_size: int = 500, connect_timeout: float = 10.0):
+        self.url = url
+        self.path = redact_url(url)
+        self.batch_size = batch_size
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tradegraph-pg", daemon=True)
+        self._thread.start()
+        try:
+            self._conn: asyncpg.Connection = self._call(asyncpg.connect(url, timeout=connect_timeout))
+        except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+            self._stop()
+            raise JournalError(f"cannot connect to the journal at {self.path}: {type(exc).__name__}: {exc}") from None
+        try:
+            self.timescaledb = bool(self._call(self._conn.fetchval(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")))  # fmt: skip
+            self.schema_version = self._call(self._migrate(read_only))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self.close()
+            raise JournalError(f"cannot prepare the journal at {self.path}: {type(exc).__name__}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _migrate(self, read_only: bool) -> int:
+        c = self._conn
+        exists = await c.fetchval("SELECT to_regclass('tradegraph_schema_version') IS NOT NULL")
+        version = int(await c.fetchval("SELECT version FROM tradegraph_schema_version")) if exists else 0
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path} has journal schema v{version}; this tradegraph reads up to v{SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return version
+        if read_only:
+            raise JournalError(f"{self.path} has journal schema v{version}; run `tradegraph db upgrade` first")
+        async with c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock(7405981)")  # one migrating process at a time
+            if not await c.fetchval("SELECT to_regclass('tradegraph_schema_version') IS NOT NULL"):
+                await c.execute("CREATE TABLE tradegraph_schema_version (version INTEGER NOT NULL)")
+                await c.execute("INSERT INTO tradegraph_schema_version VALUES (0)")
+            version = int(await c.fetchval("SELECT version FROM tradegraph_schema_version"))
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                await c.execute(MIGRATIONS[v])
+                await c.execute("UPDATE tradegraph_schema_version SET version = $1", v)
+        return SCHEMA_VERSION
+
+    # --- writing ------------------------------------------------------------------------------------
+    def _queue(self, sql: str, args: tuple[Any, ...], flush_now: bool = False) -> None:
+        self._pending.append((sql, args))
+        if flush_now or len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+
+        async def write() -> None:
+            async with self._conn.transaction():
+                for sql, args in batch:
+                    await self._conn.execute(sql, *args)
+
+        try:
+            self._call(write())
+        except asyncpg.UniqueViolationError as exc:
+            raise JournalError(f"journal refused a duplicate record: {exc}") from None
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            self._pending = batch + self._pending  # nothing is lost: the batch is retried at the next flush
+            raise JournalError(f"journal write to {self.path} failed: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken connection must not hide the original error
+                self._call(self._conn.close(timeout=5))
+            self._stop()
+
+    def start_run(self, run: RunInfo) -> None:
+        self._queue("INSERT INTO runs (run_id, started_at, mode, status, config) VALUES ($1, $2, $3, 'running', $4)",
+                    (run.run_id, run.started_at, run.mode, json.dumps(run.config)), flush_now=True)  # fmt: skip
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        self._queue("UPDATE runs SET status = $1, finished_at = $2, summary = $3 WHERE run_id = $4",
+                    (status, int(time.time() * 1000), json.dumps(summary), run_id), flush_now=True)  # fmt: skip
+
+    def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None:
+        body = json.dumps(record.model_dump(include=_BODY_FIELDS, mode="json"), separators=(",", ":"))
+        self._queue(
+            f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+            (record.id, record.run_id, record.symbol, record.timeframe, record.candle_time, record.as_of,
+             record.outcome, record.reason, record.action, record.inputs_hash, record.window_start, record.window_end,
+             record.window_length, body),
+        )  # fmt: skip
+        if order is not None:
+            self._queue(_ORDER_UPSERT, _order_args(order), flush_now=True)
+
+    def record_order(self, order: Order) -> None:
+        self._queue(_ORDER_UPSERT, _order_args(order))
+
+    def record_fills(self, fills: list[Fill]) -> None:
+        for f in fills:
+            self._queue(
+                "INSERT INTO fills (client_order_id, decision_id, symbol, side, quantity, price, fee, timestamp, kind, "
+                "slippage_bps, realized_pnl) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+                (f.client_order_id, f.decision_id, f.symbol, f.side.value, f.quantity, f.price, f.fee, f.timestamp,
+                 f.kind, f.slippage_bps, f.realized_pnl),
+            )  # fmt: skip
+
+    def record_portfolio(self, point: PortfolioPoint) -> None:
+        self._queue(
+            "INSERT INTO portfolio_snapshots VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (run_id, timestamp) DO UPDATE "
+            "SET cash = excluded.cash, equity = excluded.equity, gross_exposure = excluded.gross_exposure, "
+            "drawdown = excluded.drawdown, positions = excluded.positions",
+            (point.run_id, point.timestamp, point.cash, point.equity, point.gross_exposure, point.drawdown,
+             json.dumps(point.positions)),
+        )  # fmt: skip
+
+    # --- reading ------------------------------------------------------------------------------------
+    def _rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        try:
+            records = self._call(self._conn.fetch(sql, *args))
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise JournalError(f"journal read from {self.path} failed: {exc}") from None
+        return [dict(r) for r in records]
+
+    def latest_run(self) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
+        if not rows:
+            return None
+        run = rows[0]
+        run["config"] = json.loads(run["config"])
+        run["summary"] = json.loads(run["summary"]) if run["summary"] else None
+        return run
+
+    def list_decisions(
+        self, last: int | None = None, symbol: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, run_id, symbol, timeframe, candle_time, outcome, reason, action FROM decisions "
+            "WHERE ($1::text IS NULL OR symbol = $1) AND ($2::text IS NULL OR run_id = $2) "
+            "ORDER BY candle_time DESC, symbol DESC, seq DESC"
+        )
+        if last is not None:
+            sql += f" LIMIT {int(last)}"
+        return list(reversed(self._rows(sql, symbol, run_id)))
+
+    def _with_body(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            row.update(json.loads(row.pop("body")))
+        return rows
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        rows = self._with_body(self._rows(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = $1", decision_id))
+        if not rows:
+            return None
+        record = rows[0]
+        record["orders"] = self._rows("SELECT * FROM orders WHERE decision_id = $1 ORDER BY submitted_at", decision_id)
+        record["fills"] = self._rows("SELECT * FROM fills WHERE decision_id = $1 ORDER BY timestamp, id", decision_id)
+        return record
+
+    def portfolio_points(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM portfolio_snapshots WHERE run_id = $1 ORDER BY timestamp", run_id)
+        for row in rows:
+            row["positions"] = json.loads(row["positions"])
+        return rows
+
+    def run_fills(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT f.* FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = $1 "
+            "ORDER BY f.timestamp, f.id",
+            run_id,
+        )
+
+    def run_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        return self._with_body(
+            self._rows(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE run_id = $1 ORDER BY candle_time, seq", run_id)
+        )
