@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
+from infra.metrics import SessionMetrics
 from tools.broker import Broker
 from tools.errors import JournalError
 from tools.market import Snapshot
@@ -59,11 +60,14 @@ def error_record(run_id: str, did: str, snap: Snapshot, equity: float, exc: Exce
 
 
 class ReplaySession:
-    def __init__(self, graph: Any, broker: Broker, journal: JournalStore, run_id: str) -> None:
+    def __init__(
+        self, graph: Any, broker: Broker, journal: JournalStore, run_id: str, metrics: SessionMetrics | None = None
+    ) -> None:
         self.graph = graph
         self.broker = broker
         self.journal = journal
         self.run_id = run_id
+        self.metrics = metrics
 
     def run(
         self,
@@ -100,6 +104,8 @@ class ReplaySession:
                     self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
                     state = {"outcome": "error"}
                 summary.snapshots += 1
+                if self.metrics is not None:
+                    self.metrics.record_decision(snap.symbol, dict(state))
                 summary.first_candle = summary.first_candle if summary.first_candle is not None else snap.candle_time
                 summary.last_candle = snap.candle_time
                 outcomes[state["outcome"]] += 1
@@ -145,6 +151,9 @@ class ReplaySession:
         )
         fills = self.broker.on_candle(bar)
         summary.fills += len(fills)
+        if self.metrics is not None:
+            for fill in fills:
+                self.metrics.record_fill(fill.symbol, fill.kind)
         self.journal.record_fills(fills)
         for order in self.broker.take_order_updates():
             self.journal.record_order(order)
@@ -154,6 +163,8 @@ class ReplaySession:
         peak = max(peak, view.equity)
         drawdown = 1 - view.equity / peak if peak > 0 else 0.0
         summary.max_drawdown = max(summary.max_drawdown, drawdown)
+        if self.metrics is not None:
+            self.metrics.record_portfolio(view.equity, drawdown)
         self.journal.record_portfolio(
             PortfolioPoint(
                 run_id=self.run_id,

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="TOML or JSON settings file")
     run.add_argument("--reasoner", choices=["rules"], help="strategy_fusion reasoner")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
 
     ev = sub.add_parser("eval", help="evaluate the graph on recorded markets: metrics, baselines, report")
     ev.add_argument("analysis", nargs="?", choices=["lookahead", "warmup"], help="a bias analysis instead of an eval")
@@ -105,8 +106,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         reasoner=args.reasoner,
         progress=False if args.no_progress else None,
     )
-    job = build_replay(settings)
+    metrics = None
+    if args.metrics_port is not None:
+        from infra.metrics import SessionMetrics
+
+        if not 0 <= args.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
+        metrics = SessionMetrics()
+        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+    try:
+        job = build_replay(settings, metrics=metrics)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     console = Console(stderr=True)
+    if metrics is not None:
+        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
     console.print(
         f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
         f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
@@ -119,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
             job.journal.close()
+            if metrics is not None:
+                metrics.close()
     _print_summary(summary.model_dump(), settings)
     return 0
 

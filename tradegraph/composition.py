@@ -14,6 +14,7 @@ from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.runner import ReplaySession
 from infra.journal import JournalStore
+from infra.metrics import SessionMetrics
 from infra.redact import is_postgres_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
@@ -80,7 +81,11 @@ def time_range(settings: Settings) -> tuple[int | None, int | None]:
 
 
 def build_replay(
-    settings: Settings, run_id: str | None = None, feed: RecordedFeed | None = None, journal_path: Path | None = None
+    settings: Settings,
+    run_id: str | None = None,
+    feed: RecordedFeed | None = None,
+    journal_path: Path | None = None,
+    metrics: SessionMetrics | None = None,
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
     start_ms, end_ms = time_range(settings)
@@ -104,7 +109,7 @@ def build_replay(
         journal=journal,
         run_id=rid,
     )
-    session = ReplaySession(build_graph(deps), broker, journal, rid)
+    session = ReplaySession(build_graph(deps), broker, journal, rid, metrics)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
