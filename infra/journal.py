@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,3 +83,10 @@ class JournalStore(Protocol):
     def portfolio_points(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_fills(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_decisions(self, run_id: str) -> list[dict[str, Any]]: ...
+
+
+def decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    """A runs row with its JSON columns decoded (shared by the journal stores)."""
+    row["config"] = json.loads(row["config"])
+    row["summary"] = json.loads(row["summary"]) if row["summary"] else None
+    return row

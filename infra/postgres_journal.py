@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo
+from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo, decode_run
 from infra.redact import redact_url
 from tools.errors import JournalError
 from tools.trade_types import Fill, Order
@@ -217,12 +217,7 @@ class PostgresJournal:
 
     def latest_run(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
-        if not rows:
-            return None
-        run = rows[0]
-        run["config"] = json.loads(run["config"])
-        run["summary"] = json.loads(run["summary"]) if run["summary"] else None
-        return run
+        return decode_run(rows[0]) if rows else None
 
     def list_decisions(
         self, last: int | None = None, symbol: str | None = None, run_id: str | None = None

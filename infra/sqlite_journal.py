@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo
+from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo, decode_run
 from tools.errors import JournalError
 from tools.trade_types import Fill, Order
 
@@ -241,12 +241,7 @@ class SqliteJournal:
 
     def latest_run(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
-        if not rows:
-            return None
-        run = rows[0]
-        run["config"] = json.loads(run["config"])
-        run["summary"] = json.loads(run["summary"]) if run["summary"] else None
-        return run
+        return decode_run(rows[0]) if rows else None
 
     def list_decisions(
         self, last: int | None = None, symbol: str | None = None, run_id: str | None = None

@@ -89,23 +89,28 @@ def _open_journal(arg: str | None) -> Any:
     return open_journal(arg if arg is not None else load_settings().journal, read_only=True)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from tradegraph.composition import build_replay
-
-    settings = load_settings(
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    """Settings with the market flags shared by `run` and `eval` (flags that were not given are left out)."""
+    return load_settings(
         args.config,
         symbols=args.symbols,
         timeframe=args.timeframe,
         start=args.start,
         end=args.end,
         data_dir=args.data_dir,
-        journal=args.journal,
         reasoner=args.reasoner,
         progress=False if args.no_progress else None,
+        **extra,
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tradegraph.composition import build_replay
+
+    settings = _settings(args, journal=args.journal)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -153,17 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag} must be at least 1")
     paper = {k: v for k, v in (("fee_bps", args.fee_bps), ("slippage_bps", args.slippage_bps)) if v is not None}
-    settings = load_settings(
-        args.config,
-        symbols=args.symbols,
-        timeframe=args.timeframe,
-        start=args.start,
-        end=args.end,
-        data_dir=args.data_dir,
-        reasoner=args.reasoner,
-        paper=paper or None,
-        progress=False if args.no_progress else None,
-    )
+    settings = _settings(args, paper=paper or None)
     feed = open_feed(settings)
     feed.check_range(settings.symbols, settings.timeframe, *time_range(settings))
     start, end = default_range(feed, settings, *time_range(settings))
