@@ -212,6 +212,10 @@ def _evaluate(
         "code_version": code_version(),
         "data": data_hashes(feed, settings),
         "range": {"first_candle": to_iso(int(ts[0])), "last_candle": to_iso(int(ts[-1])), "periods": int(ts.size)},
+        "data_gaps": {
+            s: [{"after": to_iso(g.after), "before": to_iso(g.before), "missing": g.missing} for g in gaps]
+            for s, gaps in feed.gaps_in(settings.symbols, settings.timeframe, start, end).items()
+        },
         "metrics": {
             **metrics.to_dict(),
             "gate_denials": summary.gate_denials,

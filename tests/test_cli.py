@@ -37,6 +37,7 @@ def test_run_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert "PAPER TRADING" in err
     assert "snapshots      48 in" in out
+    assert "data gaps      none" in out
     for label in ("decisions", "orders", "gate denials", "final equity", "pnl", "max drawdown"):
         assert label in out
 

@@ -62,6 +62,7 @@ def test_eval_writes_results_report_and_journal(fixed_eval: tuple[Path, dict[str
     assert ci["sharpe"]["low"] <= metrics["sharpe"] <= ci["sharpe"]["high"]
     assert {"sharpe_minus_buy_and_hold", "sharpe_minus_random_median"} <= set(ci)
     assert results["range"] == {"first_candle": "2024-01-01T00:00", "last_candle": "2024-02-29T23:00", "periods": 1440}
+    assert results["data_gaps"] == {"BTC/USDT": [], "ETH/USDT": []}
     assert set(results["data"]) == {"binance_BTC-USDT_1h.csv", "binance_ETH-USDT_1h.csv"}  # type: ignore[arg-type]
     assert results["code_version"]["package"] == "0.1.0"  # type: ignore[index]
     assert [p["period"] for p in results["periods"]] == ["2024-01", "2024-02"]  # type: ignore[union-attr]

@@ -103,6 +103,8 @@ def test_gap_and_zero_volume_snapshots_go_straight_to_the_journal(data_copy: Pat
     assert reasons["gap_before_candle"][0] == int(gap_after) + 4 * 3_600_000
     assert "3 candles missing" in reasons["gap_before_candle"][1]
     assert reasons["zero_volume_candle"][0] == int(zero[0])
+    (gap,) = job.feed.gaps_in(["BTC/USDT"], "1h", None, None)["BTC/USDT"]
+    assert (gap.after, gap.missing) == (int(gap_after), 3)
     for _t, _reason, action, body in invalid:
         b = json.loads(body)
         assert action is None and b["intent"] is None and b["order"] is None and b["indicators"] == {}

@@ -243,6 +243,13 @@ class RecordedFeed:
             if end is not None and end - day > series.last:
                 raise DataError(f"end {to_iso(end - day)[:10]} is after the {symbol} {timeframe} data ({cover})")
 
+    def gaps_in(
+        self, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None
+    ) -> dict[str, list[Gap]]:
+        """The recorded gaps that end inside [start, end), per symbol (reported, never filled)."""
+        lo, hi = start if start is not None else -1, end if end is not None else 2**62
+        return {s: [g for g in self.series(s, timeframe).gaps if lo <= g.before < hi] for s in symbols}
+
     def count(self, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None) -> int:
         return sum(len(self.index_range(self.series(s, timeframe), start, end)) for s in symbols)
 

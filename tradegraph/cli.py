@@ -143,7 +143,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             if metrics is not None:
                 metrics.close()
     _print_summary(summary.model_dump(), settings)
+    print(
+        f"data gaps      {_gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
+    )
     return 0
+
+
+def _gap_text(gaps: dict[str, Any]) -> str:
+    parts = [f"{s}: {len(g)} ({sum(x.missing for x in g)} candles missing, first after {to_iso(g[0].after)})"
+             for s, g in gaps.items() if g]  # fmt: skip
+    return "; ".join(parts) or "none"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
