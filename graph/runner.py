@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,6 +17,8 @@ from tools.errors import JournalError
 from tools.market import Snapshot
 from tools.paper_broker import Bar
 from tools.timeframes import timeframe_ms
+
+log = logging.getLogger("tradegraph.runner")
 
 
 class RunSummary(BaseModel):
@@ -80,6 +83,7 @@ class ReplaySession:
             RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode="paper", config=config)
         )
         summary = RunSummary(run_id=self.run_id, initial_equity=self.broker.equity())
+        log.info("run started", extra={"fields": {"run_id": self.run_id, "journal": str(config.get("journal", ""))}})
         outcomes: Counter[str] = Counter()
         actions: Counter[str] = Counter()
         denials: Counter[str] = Counter()
@@ -102,7 +106,14 @@ class ReplaySession:
                     raise
                 except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
                     self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
+                    log.error("node failed: %s: %s", type(exc).__name__, exc,
+                              extra={"fields": {"decision_id": did, "symbol": snap.symbol, "run_id": self.run_id}})  # fmt: skip
                     state = {"outcome": "error"}
+                if "order" in state:
+                    order = state["order"]
+                    log.info("order %s %s %.8g @ %.8g", order.side.value, order.symbol, order.quantity,
+                             order.reference_price, extra={"fields": {"decision_id": did, "run_id": self.run_id,
+                                                                      "client_order_id": order.client_order_id}})  # fmt: skip
                 summary.snapshots += 1
                 if self.metrics is not None:
                     self.metrics.record_decision(snap.symbol, dict(state))
@@ -135,6 +146,8 @@ class ReplaySession:
             summary.elapsed_s = time.perf_counter() - started
             self.journal.flush()
             self.journal.finish_run(self.run_id, status, summary.model_dump(mode="json"))
+            log.info("run %s", status, extra={"fields": {"run_id": self.run_id, "snapshots": summary.snapshots,
+                                                         "orders": summary.orders, "equity": summary.final_equity}})  # fmt: skip
         return summary
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from infra.logging_setup import configure_logging
 from infra.redact import redact_url
 from infra.settings import Settings, load_settings
 from tools.errors import ConfigError, TradegraphError
@@ -33,6 +34,8 @@ def _day(field: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tradegraph", description="LLM-orchestrated trading on one LangGraph state machine.")
     parser.add_argument("--version", action="version", version=f"tradegraph {__version__}")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines on stderr")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
@@ -353,6 +356,7 @@ COMMANDS = {"run": cmd_run, "eval": cmd_eval, "db": cmd_db, "decisions": cmd_dec
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        configure_logging(args.log_format, args.log_level)
         return COMMANDS[args.command](args)
     except TradegraphError as exc:
         print(f"tradegraph: error: {exc}", file=sys.stderr)
