@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.trade_types import Fill, Order
-
-SCHEMA_VERSION = 1
 
 
 def decision_id(run_id: str, symbol: str, timeframe: str, candle_time: int) -> str:
@@ -67,6 +66,11 @@ class PortfolioPoint(BaseModel):
 
 
 class JournalStore(Protocol):
+    @property
+    def path(self) -> Path | str: ...
+    @property
+    def schema_version(self) -> int: ...
+
     def start_run(self, run: RunInfo) -> None: ...
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None: ...
     def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None: ...

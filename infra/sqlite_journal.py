@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from infra.journal import SCHEMA_VERSION, DecisionRecord, PortfolioPoint, RunInfo, decode_run
+from infra.journal import DecisionRecord, PortfolioPoint, RunInfo, decode_run
 from tools.errors import JournalError
 from tools.trade_types import Fill, Order
 
@@ -48,7 +48,7 @@ MIGRATIONS: dict[int, str] = {
     );
     """,
 }
-assert max(MIGRATIONS) == SCHEMA_VERSION
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _DECISION_COLUMNS = (
     "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
@@ -93,13 +93,13 @@ class SqliteJournal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate(read_only)
+            self.schema_version = self._migrate(read_only)
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path} is not a usable tradegraph journal ({exc})") from None
         except OSError as exc:
             raise JournalError(f"cannot open journal {path}: {exc}") from None
 
-    def _migrate(self, read_only: bool) -> None:
+    def _migrate(self, read_only: bool) -> int:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = 0
         if "schema_version" in tables:
@@ -111,7 +111,7 @@ class SqliteJournal:
                 f"{self.path} has journal schema v{version}; this tradegraph reads up to v{SCHEMA_VERSION}"
             )
         if version == SCHEMA_VERSION:
-            return
+            return version
         if read_only:
             raise JournalError(f"{self.path} has journal schema v{version}; open it once for writing to upgrade")
         self._db.execute("BEGIN IMMEDIATE")
@@ -128,6 +128,7 @@ class SqliteJournal:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        return SCHEMA_VERSION
 
     # --- writing ------------------------------------------------------------------------------------
     def _write(self, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]], many: bool = False) -> None:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from tests.services import PG_BASE, pg_admin, unavailable
 from tradegraph.composition import bundled_data_dir
 
 HEADER = "timestamp,open,high,low,close,volume\n"
@@ -32,3 +36,15 @@ def read_rows(path: Path) -> list[list[str]]:
 
 def write_rows(path: Path, rows: list[list[str]]) -> None:
     path.write_text(HEADER + "\n".join(",".join(r) for r in rows) + "\n")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A postgresql:// URL on the real server whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"tg_test_{secrets.token_hex(4)}"
+    try:
+        pg_admin(f"CREATE SCHEMA {schema}")
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable(f"PostgreSQL at {PG_BASE} ({exc})")
+    yield f"{PG_BASE}?search_path={schema}"
+    pg_admin(f"DROP SCHEMA {schema} CASCADE")

@@ -6,47 +6,19 @@ server fails them.
 
 from __future__ import annotations
 
-import os
-import secrets
 import sqlite3
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from infra.journal import DecisionRecord, decision_id
 from infra.postgres_journal import PostgresJournal
 from infra.settings import load_settings
+from tests.services import pg_admin
 from tools.errors import JournalError
 from tradegraph.cli import main
 from tradegraph.composition import build_replay
-
-BASE = os.environ.get("TRADEGRAPH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(BASE, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    import asyncio
-
-    schema = f"tg_test_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_admin(f"CREATE SCHEMA {schema}"))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("TRADEGRAPH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL required but unreachable at {BASE}: {exc}")
-        pytest.skip(f"no PostgreSQL at {BASE}")
-    yield f"{BASE}?search_path={schema}"
-    asyncio.run(_admin(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def test_a_run_journals_to_postgres_like_sqlite(pg_url: str, tmp_path: Path) -> None:
@@ -94,7 +66,6 @@ def test_cli_reads_postgres_and_upgrades_idempotently(pg_url: str, capsys: pytes
 
 
 def test_duplicate_keys_and_newer_schema_are_refused(pg_url: str) -> None:
-    import asyncio
 
     store = PostgresJournal(pg_url)
     rec = DecisionRecord(id=decision_id("r", "BTC/USDT", "1h", 0), run_id="r", symbol="BTC/USDT", timeframe="1h",
@@ -107,7 +78,7 @@ def test_duplicate_keys_and_newer_schema_are_refused(pg_url: str) -> None:
         store.flush()
     store.close()
     schema = pg_url.split("search_path=")[1]
-    asyncio.run(_admin(f"UPDATE {schema}.tradegraph_schema_version SET version = 42"))
+    pg_admin(f"UPDATE {schema}.tradegraph_schema_version SET version = 42")
     with pytest.raises(JournalError, match="schema v42; this tradegraph reads up to v1"):
         PostgresJournal(pg_url)
 

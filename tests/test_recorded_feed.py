@@ -163,3 +163,14 @@ def test_parquet_with_text_values_or_microsecond_timestamps(tmp_path: Path) -> N
                              "close": [1.0, 1.0], "volume": [1.0, 1.0]}), path)  # fmt: skip
     with pytest.raises(DataError, match="timestamp column cannot be read as UTC milliseconds"):
         load_series(tmp_path, "binance", "BTC/USDT", "1h")
+
+
+def test_snapshot_by_candle_time_matches_the_stream_and_rejects_missing_times(sample_dir: Path) -> None:
+    feed = RecordedFeed(sample_dir, window=300)
+    t = day_start_ms(parse_day("2024-03-01", "t"))
+    streamed = next(feed.snapshots(["BTC/USDT"], "1h", t, t + HOUR))
+    direct = feed.snapshot("BTC/USDT", "1h", t)
+    assert direct.candle_time == streamed.candle_time == t
+    assert direct.window.digest() == streamed.window.digest()
+    with pytest.raises(DataError, match="no BTC/USDT 1h candle at"):
+        feed.snapshot("BTC/USDT", "1h", t + 1)

@@ -220,6 +220,15 @@ class RecordedFeed:
             missing_before=missing,
         )
 
+    def snapshot(self, symbol: str, timeframe: str, candle_time: int) -> Snapshot:
+        """The snapshot whose last closed candle opens at ``candle_time`` (the Feed protocol)."""
+        series = self.series(symbol, timeframe)
+        ts = series.candles.timestamp
+        index = int(np.searchsorted(ts, candle_time, side="left"))
+        if index >= len(ts) or int(ts[index]) != candle_time:
+            raise DataError(f"no {symbol} {timeframe} candle at {to_iso(candle_time)} in {series.path.name}")
+        return self.snapshot_at(series, index)
+
     def index_range(self, series: CandleSeries, start: int | None, end: int | None) -> range:
         """Indices of candles whose open time is in [start, end)."""
         ts = series.candles.timestamp

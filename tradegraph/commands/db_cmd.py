@@ -1,0 +1,33 @@
+"""`tradegraph db upgrade`: create or migrate the journal schema."""
+
+from __future__ import annotations
+
+import argparse
+
+from infra.redact import redact_url
+from infra.settings import load_settings
+from tradegraph.cli_common import SubParsers
+
+
+def register(sub: SubParsers) -> None:
+    db = sub.add_parser("db", help="journal database administration")
+    db.add_argument("action", choices=["upgrade"], help="create or migrate the journal schema")
+    db.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default: the settings' journal)")
+    db.set_defaults(handler=cmd_db)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from tradegraph.composition import open_journal
+
+    target = args.journal if args.journal is not None else load_settings().journal
+    store = open_journal(target)
+    try:
+        timescale = getattr(store, "timescaledb", None)
+        version = store.schema_version
+    finally:
+        store.close()
+    extension = (
+        "" if timescale is None else (", TimescaleDB loaded" if timescale else ", plain PostgreSQL (no TimescaleDB)")
+    )
+    print(f"journal {redact_url(str(target))} is at schema v{version}{extension}")
+    return 0

@@ -1,0 +1,95 @@
+"""`tradegraph run`: a paper-trading session over recorded markets."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from infra.redact import redact_url
+from infra.settings import Settings
+from tools.errors import ConfigError
+from tools.timeframes import to_iso
+from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
+
+
+def register(sub: SubParsers) -> None:
+    run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
+    add_market_flags(run)
+    run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tradegraph.composition import build_replay
+
+    settings = market_settings(args, journal=args.journal)
+    metrics = None
+    if args.metrics_port is not None:
+        from infra.metrics import SessionMetrics
+
+        if not 0 <= args.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
+        metrics = SessionMetrics()
+        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+    try:
+        job = build_replay(settings, metrics=metrics)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
+    console = Console(stderr=True)
+    if metrics is not None:
+        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+    console.print(
+        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
+        f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
+    )
+    total = job.snapshot_count()
+    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
+        task = progress.add_task("replay", total=total)
+        try:
+            summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
+        finally:
+            job.journal.close()
+            if metrics is not None:
+                metrics.close()
+    print_summary(summary.model_dump(), settings)
+    print(
+        f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
+    )
+    return 0
+
+
+def gap_text(gaps: dict[str, Any]) -> str:
+    parts = [f"{s}: {len(g)} ({sum(x.missing for x in g)} candles missing, first after {to_iso(g[0].after)})"
+             for s, g in gaps.items() if g]  # fmt: skip
+    return "; ".join(parts) or "none"
+
+
+def print_summary(s: dict[str, Any], settings: Settings) -> None:
+    def fmt(counts: dict[str, int]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+
+    span = f"{to_iso(s['first_candle'])} .. {to_iso(s['last_candle'])}" if s["first_candle"] is not None else "-"
+    rate = s["snapshots"] / s["elapsed_s"] if s["elapsed_s"] > 0 else 0.0
+    lines = [
+        f"run            {s['run_id']}",
+        f"candles        {span} ({settings.timeframe})",
+        f"snapshots      {s['snapshots']} in {s['elapsed_s']:.1f} s ({rate:.0f}/s)",
+        f"decisions      {fmt(s['outcomes'])}",
+        f"actions        {fmt(s['actions'])}",
+        f"orders         {s['orders']} ({s['fills']} fills)",
+        f"gate denials   {fmt(s['gate_denials'])}",
+        f"gate shrinks   {fmt(s['gate_shrinks'])}",
+        f"final equity   {s['final_equity']:,.2f} (start {s['initial_equity']:,.2f})",
+        f"pnl            {s['pnl']:+,.2f} ({s['return_pct']:+.2f}%), fees {s['fees_paid']:,.2f}",
+        f"max drawdown   {100 * s['max_drawdown']:.2f}%",
+        f"open positions {', '.join(f'{k} {v:.6g}' for k, v in s['open_positions'].items()) or 'none'}",
+        f"journal        {redact_url(settings.journal)}",
+    ]
+    print("\n".join(lines))
