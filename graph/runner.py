@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from graph.observer import SessionObserver
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
-from infra.metrics import SessionMetrics
 from tools.broker import Broker
 from tools.errors import JournalError
 from tools.market import Snapshot
@@ -64,13 +64,18 @@ def error_record(run_id: str, did: str, snap: Snapshot, equity: float, exc: Exce
 
 class ReplaySession:
     def __init__(
-        self, graph: Any, broker: Broker, journal: JournalStore, run_id: str, metrics: SessionMetrics | None = None
+        self,
+        graph: Any,
+        broker: Broker,
+        journal: JournalStore,
+        run_id: str,
+        observers: Sequence[SessionObserver] = (),
     ) -> None:
         self.graph = graph
         self.broker = broker
         self.journal = journal
         self.run_id = run_id
-        self.metrics = metrics
+        self.observers = list(observers)
 
     def run(
         self,
@@ -115,8 +120,8 @@ class ReplaySession:
                              order.reference_price, extra={"fields": {"decision_id": did, "run_id": self.run_id,
                                                                       "client_order_id": order.client_order_id}})  # fmt: skip
                 summary.snapshots += 1
-                if self.metrics is not None:
-                    self.metrics.record_decision(snap.symbol, dict(state))
+                for observer in self.observers:
+                    observer.on_decision(snap, state)
                 summary.first_candle = summary.first_candle if summary.first_candle is not None else snap.candle_time
                 summary.last_candle = snap.candle_time
                 outcomes[state["outcome"]] += 1
@@ -164,10 +169,10 @@ class ReplaySession:
         )
         fills = self.broker.on_candle(bar)
         summary.fills += len(fills)
-        if self.metrics is not None:
-            for fill in fills:
-                self.metrics.record_fill(fill.symbol, fill.kind)
         self.journal.record_fills(fills)
+        if fills:
+            for observer in self.observers:
+                observer.on_fills(fills)
         for order in self.broker.take_order_updates():
             self.journal.record_order(order)
 
@@ -176,17 +181,16 @@ class ReplaySession:
         peak = max(peak, view.equity)
         drawdown = 1 - view.equity / peak if peak > 0 else 0.0
         summary.max_drawdown = max(summary.max_drawdown, drawdown)
-        if self.metrics is not None:
-            self.metrics.record_portfolio(view.equity, drawdown)
-        self.journal.record_portfolio(
-            PortfolioPoint(
-                run_id=self.run_id,
-                timestamp=t,
-                cash=view.cash,
-                equity=view.equity,
-                gross_exposure=view.gross_exposure(),
-                drawdown=drawdown,
-                positions={s: p.quantity for s, p in view.positions.items()},
-            )
+        point = PortfolioPoint(
+            run_id=self.run_id,
+            timestamp=t,
+            cash=view.cash,
+            equity=view.equity,
+            gross_exposure=view.gross_exposure(),
+            drawdown=drawdown,
+            positions={s: p.quantity for s, p in view.positions.items()},
         )
+        self.journal.record_portfolio(point)
+        for observer in self.observers:
+            observer.on_portfolio(point)
         return peak

@@ -5,11 +5,15 @@ Each session owns its registry (no process-global state), served on 127.0.0.1 by
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from infra.journal import PortfolioPoint
 from tools.errors import ConfigError
+from tools.market import Snapshot
+from tools.trade_types import Fill
 
 NODE_BUCKETS = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0, 5.0, 30.0)
 
@@ -46,7 +50,18 @@ class SessionMetrics:
             server.shutdown()
             server.server_close()
 
-    def record_decision(self, symbol: str, state: dict[str, Any]) -> None:
+    # --- SessionObserver ---------------------------------------------------------------------------
+    def on_decision(self, snapshot: Snapshot, state: Mapping[str, Any]) -> None:
+        self.record_decision(snapshot.symbol, state)
+
+    def on_fills(self, fills: Sequence[Fill]) -> None:
+        for fill in fills:
+            self.record_fill(fill.symbol, fill.kind)
+
+    def on_portfolio(self, point: PortfolioPoint) -> None:
+        self.record_portfolio(point.equity, point.drawdown)
+
+    def record_decision(self, symbol: str, state: Mapping[str, Any]) -> None:
         for node, micros in (state.get("timings") or {}).items():
             self.node_seconds.labels(node).observe(micros / 1e6)
         intent = state.get("intent")

@@ -25,7 +25,7 @@ def _value(text: str, name: str, labels: str = "") -> float:
 def test_metrics_match_the_run(tmp_path: Path) -> None:
     metrics = SessionMetrics()
     settings = load_settings(journal=tmp_path / "j.sqlite", start=date(2024, 1, 1), end=date(2024, 1, 7))
-    job = build_replay(settings, metrics=metrics)
+    job = build_replay(settings, observers=[metrics])
     summary = job.session.run(job.snapshots(), job.config)
     job.journal.close()
     port = metrics.serve(0)

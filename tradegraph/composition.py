@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Any
 from agents.reasoner import Reasoner
 from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
+from graph.observer import SessionObserver
 from graph.runner import ReplaySession
 from infra.journal import JournalStore
-from infra.metrics import SessionMetrics
 from infra.redact import is_postgres_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
@@ -85,7 +86,7 @@ def build_replay(
     run_id: str | None = None,
     feed: RecordedFeed | None = None,
     journal_path: Path | None = None,
-    metrics: SessionMetrics | None = None,
+    observers: Sequence[SessionObserver] = (),
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
     start_ms, end_ms = time_range(settings)
@@ -109,7 +110,7 @@ def build_replay(
         journal=journal,
         run_id=rid,
     )
-    session = ReplaySession(build_graph(deps), broker, journal, rid, metrics)
+    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)

@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = SessionMetrics()
         port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
     try:
-        job = build_replay(settings, metrics=metrics)
+        job = build_replay(settings, observers=[metrics] if metrics is not None else [])
     except BaseException:
         if metrics is not None:
             metrics.close()
