@@ -39,6 +39,7 @@ MIGRATIONS: dict[int, str] = {
         drawdown DOUBLE PRECISION NOT NULL, positions JSONB NOT NULL, PRIMARY KEY (run_id, timestamp)
     );
     """,
+    2: "SELECT 1",
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
