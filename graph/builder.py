@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -13,7 +13,7 @@ from langgraph.graph import END, START, StateGraph
 from agents.reasoner import Reasoner
 from graph import nodes, routing
 from graph.state import DecisionState
-from infra.journal import JournalStore
+from infra.journal import DecisionSink
 from tools.broker import Broker
 from tools.risk_gate import RiskLimits
 from tools.risk_sizing import RiskConfig
@@ -29,7 +29,7 @@ class GraphDeps:
     risk: RiskConfig
     limits: RiskLimits
     broker: Broker
-    journal: JournalStore
+    journal: DecisionSink
     run_id: str
 
     @property
@@ -65,8 +65,13 @@ def _timed(name: str, fn: NodeFn) -> NodeFn:
     return run
 
 
-def build_graph(deps: GraphDeps) -> Any:
+def build_graph(deps: GraphDeps, replace: Mapping[str, NodeFn] | None = None) -> Any:
+    """The compiled graph; ``replace`` swaps node functions by name (same wiring, e.g. a locked gate)."""
     fns = node_functions(deps)
+    for name, fn in (replace or {}).items():
+        if name not in fns:
+            raise ValueError(f"no node {name!r} to replace")
+        fns[name] = fn
     g = StateGraph(DecisionState)
     for name, fn in fns.items():
         node: Any = _timed(name, fn)

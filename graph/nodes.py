@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agents.reasoner import Reasoner, ReasonerInput
 from graph.state import DecisionState, Validation
-from infra.journal import DecisionRecord, JournalStore
+from infra.journal import DecisionRecord, DecisionSink
 from tools.broker import Broker
 from tools.risk_gate import MarketContext, RiskLimits, evaluate_gate
 from tools.risk_sizing import RiskConfig, assess_risk
@@ -126,7 +126,7 @@ def _outcome(state: DecisionState, allow_short: bool) -> tuple[str, str]:
     return "ordered", f"gate {verdict.decision.value}{' ' + codes if codes else ''}"
 
 
-def journal(state: DecisionState, *, store: JournalStore, run_id: str, allow_short: bool) -> DecisionState:
+def journal(state: DecisionState, *, store: DecisionSink, run_id: str, allow_short: bool) -> DecisionState:
     snap = state["snapshot"]
     outcome, reason = _outcome(state, allow_short)
     tech, intent = state.get("technical"), state.get("intent")

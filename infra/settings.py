@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from infra.bus_settings import BusSettings
 from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
     journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
+    bus_url: str = Field(default="memory://", description="memory:// (in-process) or amqp://user:pass@host/vhost")
     reasoner: Literal["rules"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True
@@ -69,6 +71,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -144,6 +147,7 @@ def redacted_config(settings: Settings) -> dict[str, Any]:
     """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
     data = settings.model_dump(mode="json")
     data["journal"] = redact_url(data["journal"])
+    data["bus_url"] = redact_url(data["bus_url"])
     redacted: dict[str, Any] = _redact_keys(data)
     return redacted
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,12 @@ from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
-from infra.journal import JournalStore
-from infra.redact import is_postgres_url
-from infra.settings import Settings, redacted_config
+from infra.bus import MEMORY_URL, Bus, MemoryBus
+from infra.bus_messages import JOB_TOPIC
+from infra.bus_observer import BusPublisher
+from infra.journal import JournalStore, RunInfo
+from infra.redact import is_postgres_url, redact_url
+from infra.settings import Settings, load_settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBroker
@@ -58,6 +64,8 @@ class ReplayJob:
     start_ms: int | None
     end_ms: int | None
     config: dict[str, Any]
+    bus: Bus | None = None
+    """The bus the session publishes to (``bus_url`` other than the in-process default), closed by the caller."""
 
     def snapshot_count(self) -> int:
         return self.feed.count(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
@@ -87,8 +95,11 @@ def build_replay(
     feed: RecordedFeed | None = None,
     journal_path: Path | None = None,
     observers: Sequence[SessionObserver] = (),
+    publish: bool = False,
 ) -> ReplayJob:
-    """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
+    """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones.
+
+    With ``publish`` and a ``bus_url`` other than the in-process default, decisions and fills also go on the bus."""
     start_ms, end_ms = time_range(settings)
     if feed is None:  # every file and the range are checked before anything is journaled
         feed = open_feed(settings)
@@ -98,9 +109,18 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    journal = open_journal(journal_path or settings.journal)
-    broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
+    bus = None
+    if publish and settings.bus_url != MEMORY_URL:  # the in-process bus has no subscriber outside this process
+        bus = open_bus(settings, "tradegraph-run")
+        observers = [*observers, BusPublisher(bus, rid)]
+    try:
+        journal = open_journal(journal_path or settings.journal)
+    except BaseException:
+        if bus is not None:
+            bus.close()
+        raise
+    broker = PaperBroker(settings.paper)
     deps = GraphDeps(
         ta=settings.ta,
         reasoner=make_reasoner(settings),
@@ -113,4 +133,130 @@ def build_replay(
     session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
-    return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+    return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config, bus)
+
+
+# --- the bus and distributed runs --------------------------------------------------------------------------
+STRATEGY_FIELDS = ("exchange", "symbols", "timeframe", "window", "reasoner", "ta", "fusion", "risk", "limits", "paper")
+"""What a distributed run's scheduler journals and its workers decide with (the run's strategy)."""
+
+
+def open_bus(settings: Settings, name: str = "tradegraph") -> Bus:
+    """The bus ``bus_url`` names: memory:// (in-process, the default) or amqp(s)://... (RabbitMQ)."""
+    url = settings.bus_url
+    if url == MEMORY_URL:
+        return MemoryBus()
+    if url.startswith(("amqp://", "amqps://")):
+        from infra.rabbitmq_bus import RabbitBus
+
+        b = settings.bus
+        return RabbitBus(url, b.exchange, connect_timeout=b.connect_timeout, retry_seconds=b.retry_seconds, name=name)
+    raise ConfigError(f"unknown bus URL {redact_url(url)}: expected memory:// or amqp://user:password@host/vhost")
+
+
+def distributed_bus(settings: Settings, name: str) -> Bus:
+    """The bus of `schedule` and `worker`, with the durable jobs queue (and its dead-letter queue) declared."""
+    if settings.bus_url == MEMORY_URL:
+        raise ConfigError(
+            "the in-process bus (memory://) cannot connect separate processes: "
+            "set --bus amqp://user:password@host/ (or TRADEGRAPH_BUS_URL)"
+        )
+    bus = open_bus(settings, name)
+    try:
+        bus.declare_queue(settings.bus.jobs_queue, [JOB_TOPIC], dead_letter=settings.bus.dead_letter_queue)
+    except BaseException:
+        bus.close()
+        raise
+    return bus
+
+
+def open_job_store(settings: Settings, name: str) -> Any:
+    """The PostgreSQL store of distributed runs, with the journal schema created or migrated first."""
+    if not is_postgres_url(settings.journal):
+        raise ConfigError(
+            "distributed runs keep the shared paper account in PostgreSQL: "
+            "set --journal postgresql://... (or TRADEGRAPH_JOURNAL)"
+        )
+    from infra.pg_job_store import PgJobStore
+    from infra.postgres_journal import PostgresJournal
+
+    PostgresJournal(settings.journal).close()  # migrations (one migrating process at a time)
+    return PgJobStore(settings.journal, connect_timeout=settings.bus.connect_timeout, application_name=name)
+
+
+def process_name(role: str) -> str:
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def start_distributed_run(settings: Settings, store: Any, run_id: str, mode: str) -> dict[str, Any]:
+    """Create the run and its paper account (or resume them: same strategy settings only); the run row."""
+    from tools.paper_state import dump_broker
+
+    config = redacted_config(settings)
+    config["data_dir"] = str(settings.data_dir or bundled_data_dir())
+    run = RunInfo(run_id=run_id, started_at=int(time.time() * 1000), mode=mode, config=config)
+    initial = dump_broker(PaperBroker(settings.paper), {"settled": {}, "points": None})
+    row: dict[str, Any] = store.create_run(run, initial)
+    stored = row["config"]
+    differ = [k for k in STRATEGY_FIELDS if stored.get(k) != config.get(k)]
+    if differ:
+        raise ConfigError(
+            f"run {run_id} already exists with other settings ({', '.join(differ)}); choose another --run"
+        )
+    return row
+
+
+def run_settings(config: dict[str, Any], local: Settings) -> Settings:
+    """A worker decides a run's jobs with the run's journaled strategy and its own data directory."""
+    return load_settings(**{k: config[k] for k in STRATEGY_FIELDS if k in config}, data_dir=local.data_dir,
+                         journal=local.journal, bus_url=local.bus_url)  # fmt: skip
+
+
+def run_contexts(settings: Settings, store: Any, bus: Bus) -> Callable[[str], Any]:
+    """Per run id (cached): the graph with the locked gate, the shared account, the feed, the publisher."""
+    from graph.distributed import JobJournal, RunContext, SharedAccount, locked_risk_gate
+    from infra.job_store import UnknownRun
+
+    cache: dict[str, RunContext] = {}
+    feeds: dict[tuple[Path, str, int], RecordedFeed] = {}  # loaded files are shared by the runs a worker serves
+
+    def context(run_id: str) -> RunContext:
+        if run_id in cache:
+            return cache[run_id]
+        config = store.run_config(run_id)
+        if config is None:
+            raise UnknownRun(f"job for unknown run {run_id!r}: no scheduler created it in {store.display_url}")
+        s = run_settings(config, settings)
+        key = (s.data_dir or bundled_data_dir(), s.exchange, s.window)
+        feed = feeds.setdefault(key, RecordedFeed(*key))
+        for symbol in s.symbols:  # a worker with the wrong data must fail, not journal "no data" decisions
+            feed.series(symbol, s.timeframe)
+        limits = s.limits
+        if not limits.allowed_symbols:
+            limits = limits.model_copy(update={"allowed_symbols": frozenset(s.symbols)})
+        account = SharedAccount(store, run_id, s.paper)
+        deps = GraphDeps(ta=s.ta, reasoner=make_reasoner(s), risk=s.risk, limits=limits, broker=account,
+                         journal=JobJournal(store, account), run_id=run_id)  # fmt: skip
+        graph = build_graph(deps, replace={"risk_gate": partial(locked_risk_gate, limits=limits, account=account)})
+        cache[run_id] = RunContext(run_id, graph, account, feed, s.paper, BusPublisher(bus, run_id))
+        return cache[run_id]
+
+    return context
+
+
+def build_worker(settings: Settings, metrics: Any = None) -> Any:
+    """A worker: the job store, the bus with the jobs queue, the per-run contexts; ``metrics`` also observe."""
+    from graph.distributed import DistributedSession
+    from graph.worker import Worker
+
+    name = process_name("worker")
+    store = open_job_store(settings, name)
+    try:
+        bus = distributed_bus(settings, name)
+    except BaseException:
+        store.close()
+        raise
+    observers = [metrics] if metrics is not None else []
+    session = DistributedSession(store, run_contexts(settings, store, bus), observers, settings.bus.barrier_wait_s)
+    return Worker(bus, session, settings.bus.jobs_queue, prefetch=settings.bus.prefetch,
+                  retry_seconds=settings.bus.retry_seconds, metrics=metrics, name=name)  # fmt: skip

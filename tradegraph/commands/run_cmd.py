@@ -17,6 +17,7 @@ def register(sub: SubParsers) -> None:
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--bus", help="also publish decisions and fills to this bus, e.g. amqp://user:pass@host/")
     run.set_defaults(handler=cmd_run)
 
 
@@ -26,7 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tradegraph.composition import build_replay
 
-    settings = market_settings(args, journal=args.journal)
+    settings = market_settings(args, journal=args.journal, bus_url=args.bus)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -36,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = SessionMetrics()
         port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
     try:
-        job = build_replay(settings, observers=[metrics] if metrics is not None else [])
+        job = build_replay(settings, observers=[metrics] if metrics is not None else [], publish=True)
     except BaseException:
         if metrics is not None:
             metrics.close()
@@ -47,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(
         f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
         f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
+        + (f" · bus={job.bus.display_url}" if job.bus is not None else "")
     )
     total = job.snapshot_count()
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -56,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
             job.journal.close()
+            if job.bus is not None:
+                job.bus.close()
             if metrics is not None:
                 metrics.close()
     print_summary(summary.model_dump(), settings)

@@ -1,0 +1,165 @@
+"""Distributed decisions/s: one worker vs two workers over RabbitMQ, on the bundled data, in one run.
+
+For each worker count: start the workers (`tradegraph worker` processes), wait until they consume, warm them
+up with a short run (imports, data files, graph), then publish the jobs of the measured range and time until
+every decision is journaled. Both rates and their ratio are printed, and both runs' decision keys are checked.
+
+Needs PostgreSQL and RabbitMQ: TRADEGRAPH_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test; a fresh
+schema is created and dropped) and TRADEGRAPH_TEST_AMQP (default amqp://guest:guest@127.0.0.1:5672/; a unique
+exchange and queues, deleted afterwards).
+
+Usage: python benchmarks/bench_workers.py [--days 28] [--symbols BTC/USDT,ETH/USDT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infra.scheduler import Scheduler, replay_candles  # noqa: E402
+from infra.settings import Settings, load_settings  # noqa: E402
+from tradegraph.composition import (  # noqa: E402
+    distributed_bus,
+    open_feed,
+    open_job_store,
+    start_distributed_run,
+    time_range,
+)
+
+PG = os.environ.get("TRADEGRAPH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+AMQP = os.environ.get("TRADEGRAPH_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+async def _pg(sql: str) -> None:
+    conn = await asyncpg.connect(PG, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _consumers(queue: str) -> int:
+    conn = await aio_pika.connect(AMQP, timeout=10)
+    try:
+        ch = await conn.channel()
+        q = await ch.declare_queue(queue, passive=True)
+        return int(q.declaration_result.consumer_count or 0)
+    finally:
+        await conn.close()
+
+
+async def _delete(names: list[str], exchange: str) -> None:
+    conn = await aio_pika.connect(AMQP, timeout=10)
+    try:
+        ch = await conn.channel()
+        for name in names:
+            await ch.queue_delete(name)
+        await ch.exchange_delete(exchange)
+    finally:
+        await conn.close()
+
+
+def _wait(what: str, ok: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_workers: timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _replay(settings: Settings, run_id: str, store: object, bus: object) -> tuple[int, float]:
+    """Publish a run's jobs and wait until all are decided; (jobs, seconds from first publish to last decision)."""
+    feed = open_feed(settings)
+    start, end = time_range(settings)
+    candles = replay_candles(feed, settings.symbols, settings.timeframe, start, end)
+    start_distributed_run(settings, store, run_id, "bench")
+    scheduler = Scheduler(bus, store, run_id, settings.symbols, settings.timeframe)  # type: ignore[arg-type]
+    total = sum(len(s) for _t, s in candles)
+    done = threading.Event()
+
+    def publish() -> None:
+        scheduler.publish_replay(candles)
+        done.set()
+
+    started = time.perf_counter()
+    threading.Thread(target=publish, daemon=True).start()  # publishing overlaps the workers, as a scheduler does
+    _wait(f"{total} decisions of {run_id}", lambda: store.count_decisions(run_id) >= total, 600)  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - started
+    done.wait(30)
+    return total, elapsed
+
+
+def measure(workers: int, days: int, symbols: list[str], env: dict[str, str], tag: str) -> tuple[int, float]:
+    base = load_settings(symbols=symbols, journal=env["TRADEGRAPH_JOURNAL"], bus_url=AMQP,
+                         bus={"exchange": env["TRADEGRAPH_BUS__EXCHANGE"]})  # fmt: skip
+    store = open_job_store(base, "bench")
+    bus = distributed_bus(base, "bench")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tradegraph", "worker"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]  # fmt: skip
+    try:
+        queue = base.bus.jobs_queue
+        _wait(f"{workers} consumers", lambda: asyncio.run(_consumers(queue)) >= workers, 120)
+        warm = base.model_copy(update={"start": date(2024, 2, 1), "end": date(2024, 2, 1)})
+        _replay(warm, f"warmup-{tag}", store, bus)
+        first = date(2024, 3, 1)
+        run = base.model_copy(update={"start": first, "end": first + timedelta(days=days - 1)})
+        return _replay(run, f"bench-{tag}", store, bus)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                _out, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                _out, err = p.communicate()
+            if p.returncode not in (0, -signal.SIGTERM):
+                print(f"worker exited with {p.returncode}: {err[-2000:]}", file=sys.stderr)
+        bus.close()  # type: ignore[attr-defined]
+        store.close()  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=28, help="days of 1h candles per measured run (default 28)")
+    parser.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
+    args = parser.parse_args()
+    symbols = args.symbols.split(",")
+    token = secrets.token_hex(4)
+    schema, exchange = f"tg_bench_{token}", f"tg-bench-{token}"
+    asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
+    env = {**os.environ, "TRADEGRAPH_JOURNAL": f"{PG}?search_path={schema}", "TRADEGRAPH_BUS_URL": AMQP,
+           "TRADEGRAPH_BUS__EXCHANGE": exchange, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    try:
+        results = {n: measure(n, args.days, symbols, env, f"{n}w") for n in (1, 2)}
+    finally:
+        asyncio.run(_delete([f"{exchange}.jobs", f"{exchange}.jobs.dead"], exchange))
+        asyncio.run(_pg(f"DROP SCHEMA {schema} CASCADE"))
+    (n1, t1), (n2, t2) = results[1], results[2]
+    r1, r2 = n1 / t1, n2 / t2
+    print(f"distributed replay of {', '.join(symbols)} 1h, {args.days} days ({n1} decisions), RabbitMQ + PostgreSQL:")
+    print(f"  1 worker : {r1:7.1f} decisions/s ({t1:.2f} s)")
+    print(f"  2 workers: {r2:7.1f} decisions/s ({t2:.2f} s)")
+    print(f"  ratio    : {r2 / r1:.2f}x (target 1.7x on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()

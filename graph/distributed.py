@@ -1,0 +1,251 @@
+"""Distributed runs: one decision job (run, symbol, timeframe, candle) processed by whichever worker takes it.
+
+Per job: skip it if its key is already decided (republishing its messages if they may not have gone out);
+wait until the previous scheduled candle is fully decided; settle the symbol's candle on the shared account
+(under the account's row lock, once per key); run the graph with technical analysis and reasoning outside
+any lock; at the gate take the lock, read the portfolio, gate, reserve the order and insert the decision in
+one transaction; then publish the decision's messages with confirms. The worker acks the job only after.
+
+Ordering guarantees, with N workers on any number of machines:
+
+- A job names the previous scheduled candle (``after``) and how many jobs it had (``expect``) and starts
+  only when that many decisions of ``after`` are journaled. So every decision at candle t sees the effects
+  of all decisions and settlements, of every symbol, at earlier candles; nothing of a later candle (no
+  look-ahead); and each symbol is decided in candle order.
+- Within candle t, jobs of different symbols run concurrently. A symbol's candle is settled in its own job,
+  before its decision. A decision at (s, t) sees another symbol's same-candle settlement or order exactly
+  when that committed before its own lock was taken: the gate's read of the portfolio and the reservation
+  are one transaction on the locked account row, so limits hold for every interleaving, but which of two
+  same-candle orders is seen by the other is not fixed.
+- Against the single-process replay over the same range: with one worker (any number of symbols), or with
+  one symbol (any number of workers), jobs are processed in the replay's order and every decision, order,
+  fill and portfolio point is identical. With several workers and symbols, the decision keys are identical
+  (each decided exactly once) and so is each decision's market evidence (window, inputs hash, indicators,
+  signals, aggregate); sizing, verdicts and quantities can differ where same-candle decisions of other
+  symbols committed in another order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from graph import nodes
+from graph.observer import SessionObserver
+from graph.runner import error_record
+from graph.state import DecisionState
+from infra import failpoints
+from infra.bus_messages import DecisionJob
+from infra.bus_observer import BusPublisher
+from infra.job_store import DuplicateDecision, JobStore
+from infra.journal import DecisionRecord
+from tools.errors import DataError, JournalError
+from tools.feed import Feed
+from tools.market import Snapshot
+from tools.paper_broker import Bar, PaperBroker, PaperBrokerConfig
+from tools.risk_gate import RiskLimits
+from tools.timeframes import timeframe_ms
+from tools.trade_types import Fill, Order, PortfolioView
+
+log = logging.getLogger("tradegraph.worker")
+
+
+class SharedAccount:
+    """The Broker the graph sees in a worker: the run's account as last loaded from the store.
+
+    Orders are taken only while this worker holds the account lock (the gate node takes it); they reach the
+    database with the decision, in the same transaction."""
+
+    name = "paper"
+
+    def __init__(self, store: JobStore, run_id: str, cfg: PaperBrokerConfig) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.cfg = cfg
+        self.current = PaperBroker(cfg)
+
+    def lock(self) -> PortfolioView:
+        self.current = self.store.lock_account(self.run_id, self.cfg)
+        return self.current.portfolio_view()
+
+    def submit(self, order: Order) -> Order:
+        if not self.store.locked:
+            raise JournalError("an order may only be placed while the account is locked")
+        return self.current.submit(order)
+
+    def on_candle(self, bar: Bar) -> list[Fill]:
+        raise JournalError("a shared account is settled through its store, in the job of the candle")
+
+    def portfolio_view(self) -> PortfolioView:
+        return self.current.portfolio_view()
+
+    def take_order_updates(self) -> list[Order]:
+        return []
+
+    def equity(self) -> float:
+        return self.current.equity()
+
+
+class JobJournal:
+    """The journal node's sink in a worker: the decision (and under the lock its order and the account) commit
+    together; a key that is already journaled raises DuplicateDecision and writes nothing."""
+
+    def __init__(self, store: JobStore, account: SharedAccount) -> None:
+        self.store = store
+        self.account = account
+
+    def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None:
+        broker = self.account.current if self.store.locked else None
+        if not self.store.commit_decision(record, order, broker):
+            raise DuplicateDecision(f"decision {record.id} is already journaled")
+
+
+def locked_risk_gate(state: DecisionState, *, limits: RiskLimits, account: SharedAccount) -> DecisionState:
+    """The gate on the portfolio read under the account lock; the journal node's commit releases it."""
+    view = account.lock()
+    out = nodes.risk_gate({**state, "portfolio": view}, limits=limits)
+    return {**out, "portfolio": view}
+
+
+@dataclass
+class RunContext:
+    """What a worker needs to decide the jobs of one run (built once per run by the composition root)."""
+
+    run_id: str
+    graph: Any
+    account: SharedAccount
+    feed: Feed
+    paper: PaperBrokerConfig
+    publisher: BusPublisher | None
+
+
+class JobResult(StrEnum):
+    DECIDED = "decided"
+    DUPLICATE = "duplicate"
+    NOT_READY = "not_ready"
+
+
+@dataclass
+class Processed:
+    result: JobResult
+    decision_id: str
+    outcome: str | None = None
+    order: Order | None = None
+    waited_s: float = 0.0
+
+
+def bar_of(snap: Snapshot) -> Bar:
+    w = snap.window
+    return Bar(symbol=snap.symbol, open_time=snap.candle_time, close_time=snap.candle_time + timeframe_ms(snap.timeframe),
+               open=float(w.open[-1]), high=float(w.high[-1]), low=float(w.low[-1]), close=float(w.close[-1]),
+               volume=float(w.volume[-1]))  # fmt: skip
+
+
+def unavailable_record(job: DecisionJob, exc: Exception) -> DecisionRecord:
+    return DecisionRecord(
+        id=job.decision_id, run_id=job.run_id, symbol=job.symbol, timeframe=job.timeframe,
+        candle_time=job.candle_time, as_of=job.candle_time + timeframe_ms(job.timeframe), outcome="invalid",
+        reason=f"no_data: {exc}"[:500], action=None, inputs_hash="", window_start=job.candle_time,
+        window_end=job.candle_time, window_length=0,
+    )  # fmt: skip
+
+
+class DistributedSession:
+    def __init__(
+        self,
+        store: JobStore,
+        contexts: Callable[[str], RunContext],
+        observers: Sequence[SessionObserver] = (),
+        barrier_wait_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.contexts = contexts
+        self.observers = list(observers)
+        self.barrier_wait_s = barrier_wait_s
+
+    def process(self, job: DecisionJob) -> Processed:
+        ctx = self.contexts(job.run_id)
+        did = job.decision_id
+        try:
+            snap: Snapshot | None = ctx.feed.snapshot(job.symbol, job.timeframe, job.candle_time)
+            missing: DataError | None = None
+        except DataError as exc:
+            snap, missing = None, exc
+        bar = bar_of(snap) if snap is not None else None
+        waited = 0.0
+        while True:
+            status, settlement = self.store.begin_job(job.run_id, did, job.after, job.expect, bar, ctx.paper)
+            if status.decided:
+                if not status.published:
+                    self._republish(ctx, job, did, snap)
+                    self.store.mark_published(did)
+                return Processed(JobResult.DUPLICATE, did, waited_s=waited)
+            if settlement is not None or (bar is None and status.previous_done >= job.expect):
+                break
+            if status.previous_done < job.expect:
+                started = time.monotonic()
+                ready = self._wait_for_previous(job)
+                waited += time.monotonic() - started
+                if not ready:
+                    return Processed(JobResult.NOT_READY, did, waited_s=waited)
+        if snap is None or settlement is None:  # a key without data is still decided once (invalid): the run goes on
+            if not self.store.commit_decision(unavailable_record(job, missing or DataError("no data")), None, None):
+                return Processed(JobResult.DUPLICATE, did, waited_s=waited)
+            log.warning("no data for a scheduled candle: %s", missing, extra={"fields": {"decision_id": did}})
+            self.store.mark_published(did)
+            return Processed(JobResult.DECIDED, did, "invalid", waited_s=waited)
+        ctx.account.current = settlement.broker
+        portfolio = settlement.broker.portfolio_view()
+        try:
+            state = ctx.graph.invoke({"decision_id": did, "snapshot": snap, "portfolio": portfolio, "timings": {}})
+        except DuplicateDecision:
+            return Processed(JobResult.DUPLICATE, did, waited_s=waited)
+        except JournalError:
+            raise
+        except Exception as exc:  # a failing node still leaves its one decision
+            self.store.rollback()
+            record = error_record(job.run_id, did, snap, portfolio.equity, exc)
+            if not self.store.commit_decision(record, None, None):
+                return Processed(JobResult.DUPLICATE, did, waited_s=waited)
+            log.error("node failed: %s: %s", type(exc).__name__, exc,
+                      extra={"fields": {"decision_id": did, "symbol": job.symbol, "run_id": job.run_id}})  # fmt: skip
+            state = {"outcome": "error"}
+        finally:
+            self.store.rollback()  # no-op unless a failure left the account locked
+        order = state.get("order")
+        if order is not None:
+            failpoints.hit("after-order-commit")
+        for observer in self.observers:
+            if settlement.fills:
+                observer.on_fills(settlement.fills)
+            observer.on_decision(snap, state)
+        if ctx.publisher is not None:
+            ctx.publisher.on_fills(settlement.fills)
+            ctx.publisher.on_decision(snap, state)
+        self.store.mark_published(did)
+        return Processed(JobResult.DECIDED, did, state["outcome"], order, waited)
+
+    def _wait_for_previous(self, job: DecisionJob) -> bool:
+        assert job.after is not None
+        deadline = time.monotonic() + self.barrier_wait_s
+        delay = 0.002
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+            if self.store.decisions_at(job.run_id, job.after) >= job.expect:
+                return True
+        return False
+
+    def _republish(self, ctx: RunContext, job: DecisionJob, did: str, snap: Snapshot | None) -> None:
+        if ctx.publisher is None:
+            return
+        record = self.store.decision(did)
+        if record is None:  # pragma: no cover - the status said it is decided
+            return
+        fills = self.store.settlement_fills(job.run_id, job.symbol, job.candle_time)
+        ctx.publisher.republish(snap, record, fills)
+        log.info("republished the messages of an already decided job", extra={"fields": {"decision_id": did}})
