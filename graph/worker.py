@@ -131,7 +131,8 @@ class Worker:
         else:
             t.decided += 1
             log.info("job decided: %s", done.outcome, extra={"fields": {**fields, "outcome": done.outcome}})
-        failpoints.hit("before-ack")
+        if done.order is not None:
+            failpoints.hit("after-order-publish")
         if not self.bus.ack(delivery):
             t.acks_lost += 1
             log.info("ack lost with the connection; the redelivered job will be acked as a duplicate",

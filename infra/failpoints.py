@@ -4,7 +4,7 @@ an order and publishing, or between publishing and acking its job) instead of ra
 failpoint is one dictionary lookup.
 
 Points: ``after-order-commit`` (a decision with an order is committed, nothing published or acked yet),
-``before-ack`` (a decided job's messages are confirmed, the job is not acked yet).
+``after-order-publish`` (that decision's messages are confirmed, the job is not acked yet).
 """
 
 from __future__ import annotations

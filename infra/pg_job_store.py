@@ -34,6 +34,7 @@ import psycopg
 
 from infra.job_store import JobStatus, Settlement, StoreUnavailable, UnknownRun
 from infra.journal import DecisionRecord, RunInfo, decode_run
+from infra.logging_setup import redact_text
 from infra.postgres_journal import _BODY_FIELDS, _DECISION_COLUMNS
 from infra.redact import redact_url
 from tools.errors import JournalError
@@ -116,7 +117,7 @@ def _now_ms() -> int:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    return redact_text(f"{type(exc).__name__}: {exc}".replace("\n", " "))[:300]
 
 
 def libpq_url(url: str) -> tuple[str, dict[str, str]]:

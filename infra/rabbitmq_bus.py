@@ -32,6 +32,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from infra.async_thread import AsyncThread
 from infra.bus import BusError, Delivery
 from infra.bus_messages import BusMessage
+from infra.logging_setup import redact_text
 from infra.redact import redact_url
 
 log = logging.getLogger("tradegraph.bus")
@@ -49,7 +50,7 @@ TRANSIENT = (
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text}"[:300]
+    return redact_text(f"{type(exc).__name__}: {text}")[:300]
 
 
 class RabbitBus:

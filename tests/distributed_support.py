@@ -194,6 +194,7 @@ class WorkerProcess:
 
     def __init__(self, stack: Stack, name: str, env: dict[str, str] | None = None) -> None:
         self.name = name
+        self._final = ""
         self.log = open(  # noqa: SIM115 - closed in stop()
             Path(os.environ.get("TMPDIR", "/tmp")) / f"{stack.exchange}-{name}.log", "w+"
         )
@@ -203,6 +204,8 @@ class WorkerProcess:
         )  # fmt: skip
 
     def output(self) -> str:
+        if self.log.closed:
+            return self._final
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -215,7 +218,9 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
-        self.log.close()
+        if not self.log.closed:
+            self._final = self.output()
+            self.log.close()
         return int(self.proc.returncode)
 
 

@@ -78,6 +78,7 @@ def test_one_worker_reproduces_the_single_process_replay_exactly(stack: Stack) -
     checked = check_against_reference(stack.pg_url, "dist", "ref", total)
     assert normalized(checked["rows"]) == normalized(checked["ref"])
     assert [o["status"] for o in checked["orders"]] == [o["status"] for o in orders_of(stack.pg_url, "ref")]
+
     def strip(fills: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return sorted(tuple(v for k, v in f.items() if k != "client_order_id") for f in fills)
 
@@ -212,12 +213,15 @@ def test_live_scheduler_catches_up_after_downtime_without_duplicates(stack: Stac
     bus = distributed_bus(settings, "test")
     try:
         start_distributed_run(settings, store, "live", "paper-live")
-        scheduler = Scheduler(bus, store, "live", settings.symbols, "1h")
+        metrics = DistributedMetrics()
+        scheduler = Scheduler(bus, store, "live", settings.symbols, "1h", metrics=metrics)
         t0 = day_start_ms(day("2024-01-02"))
         assert scheduler.tick(t0 + 60_000, max_catch_up=24) == [t0 - HOUR]  # first start: the last closed candle
         assert scheduler.tick(t0 + 30 * 60_000, max_catch_up=24) == []  # same candle again: nothing
         assert scheduler.tick(t0 + 5 * HOUR + 1, max_catch_up=24) == [t0 + i * HOUR for i in range(5)]  # downtime
         assert store.watermark("live", "1h") == t0 + 4 * HOUR
+        assert metrics.registry.get_sample_value("tradegraph_jobs_published_total") == 12
+        assert metrics.registry.get_sample_value("tradegraph_schedule_watermark_seconds") == (t0 + 4 * HOUR) / 1000
         # a restarted scheduler (new process, same run) resumes from the watermark in PostgreSQL
         again = Scheduler(bus, store, "live", settings.symbols, "1h")
         assert again.tick(t0 + 5 * HOUR + 10, max_catch_up=24) == []
@@ -335,3 +339,20 @@ def test_barrier_keeps_candles_in_order_across_workers(stack: Stack) -> None:
     rows = decision_rows(stack.pg_url, "dist")  # ordered by insert sequence
     times = [r["candle_time"] for r in rows]
     assert times == sorted(times)
+
+
+def test_live_schedule_once_from_the_command_line_decides_a_candle_without_data_as_invalid(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real clock's last closed candle is beyond the recorded sample: its key is still decided once."""
+    monkeypatch.setenv("TRADEGRAPH_BUS__EXCHANGE", stack.exchange)
+    args = ["schedule", "--symbols", "BTC/USDT", "--once", "--run", "live-cli", "--journal", stack.pg_url,
+            "--bus", stack.amqp_url]  # fmt: skip
+    assert main(args) == 0
+    assert "run live-cli: 1 jobs published" in capsys.readouterr().out
+    assert main(args) == 0  # the same candle again: the watermark says it is scheduled
+    assert "run live-cli: 0 jobs published" in capsys.readouterr().out
+    settings = stack.settings(symbols="BTC/USDT")
+    run_threads_until_decided(settings, "live-cli", 1, n=1)
+    [row] = decision_rows(stack.pg_url, "live-cli")
+    assert row["outcome"] == "invalid" and row["reason"].startswith("no_data: no BTC/USDT 1h candle at")
