@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -24,13 +25,16 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from infra.pg_job_store import libpq_url  # noqa: E402
 from infra.scheduler import Scheduler, replay_candles  # noqa: E402
 from infra.settings import Settings, load_settings  # noqa: E402
 from tradegraph.composition import (  # noqa: E402
@@ -137,6 +141,25 @@ def measure(workers: int, days: int, symbols: list[str], env: dict[str, str], ta
         store.close()  # type: ignore[attr-defined]
 
 
+def _compare(journal: str, a: str, b: str) -> tuple[int, int, bool]:
+    """(decisions identical in both runs, decisions, same keys): outcome, action, reason and body without ids."""
+    conninfo, settings = libpq_url(journal)
+    options = " ".join(f"-c {k}={v}" for k, v in settings.items())
+
+    def rows(conn: psycopg.Connection[Any], run: str) -> dict[tuple[str, int], str]:
+        out = {}
+        for rid, symbol, t, outcome, reason, body in conn.execute(
+            "SELECT id, symbol, candle_time, outcome, reason, body FROM decisions WHERE run_id = %s", (run,)
+        ):
+            body.pop("node_timings_us", None)
+            out[(symbol, t)] = json.dumps([outcome, reason, body], sort_keys=True).replace(rid, "")
+        return out
+
+    with psycopg.connect(conninfo, options=options) as conn:
+        ra, rb = rows(conn, a), rows(conn, b)
+    return sum(1 for k in ra if ra[k] == rb.get(k)), len(ra), set(ra) == set(rb)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=28, help="days of 1h candles per measured run (default 28)")
@@ -150,6 +173,7 @@ def main() -> None:
            "TRADEGRAPH_BUS__EXCHANGE": exchange, "PYTHONPATH": str(ROOT)}  # fmt: skip
     try:
         results = {n: measure(n, args.days, symbols, env, f"{n}w") for n in (1, 2)}
+        same, decisions, same_keys = _compare(env["TRADEGRAPH_JOURNAL"], "bench-1w", "bench-2w")
     finally:
         asyncio.run(_delete([f"{exchange}.jobs", f"{exchange}.jobs.dead"], exchange))
         asyncio.run(_pg(f"DROP SCHEMA {schema} CASCADE"))
@@ -159,6 +183,10 @@ def main() -> None:
     print(f"  1 worker : {r1:7.1f} decisions/s ({t1:.2f} s)")
     print(f"  2 workers: {r2:7.1f} decisions/s ({t2:.2f} s)")
     print(f"  ratio    : {r2 / r1:.2f}x (target 1.7x on 2 cores)")
+    print(
+        f"  same decision keys in both runs: {same_keys}; decisions identical in every field: {same} of {decisions}"
+        " (the rest differ in sizing/verdicts where same-candle orders committed in another order)"
+    )
 
 
 if __name__ == "__main__":

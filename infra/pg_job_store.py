@@ -1,18 +1,19 @@
 """The JobStore on PostgreSQL: shared paper accounts, settlement and the locked gate section of workers.
 
 Driver: psycopg (sync) with pipeline mode, called from the worker's own thread. A worker's critical path is
-a handful of short statements per job, several inside the account lock. Through asyncpg the worker would
-hand every one of them to an event-loop thread and wait for it (two thread switches per statement; on a
-busy 2-core machine each switch can cost a scheduler slice) and could not pipeline: measured here under
-load, about 4.5 ms of store time per job that way against about 1.5 ms with psycopg's pipelines. The lock is
-held for one round trip plus the gate's own computation: BEGIN and SELECT ... FOR UPDATE go out together,
-and so do the writes and the COMMIT. The journal store proper stays on asyncpg (``infra.postgres_journal``).
+a handful of short statements per job, two of them inside the account lock. Through asyncpg the worker would
+hand every step to an event-loop thread and wait for it, and could not pipeline: the gate's lock window would
+hold two thread hand-overs and three round trips (lock, insert, commit) instead of one pipelined round trip
+for the writes and the COMMIT. ``benchmarks/bench_job_store.py`` replays one job's statements with both,
+side by side (README: measured figures). The journal store proper stays on asyncpg (``infra.postgres_journal``).
 
 Durability: a decision's commit is synchronous (it must survive a server crash before the job is acked).
 A settlement commits with ``synchronous_commit = off``: the decision that follows it flushes the WAL up to
 its own commit, settlement included; if the server crashes first, the job was not acked and is redelivered,
-and the settlement marker was lost with the settlement, so it is redone. "Messages published" markers are
-written with the next settlement (a lost marker only means the messages are published again, same ids).
+and the settlement marker was lost with the settlement, so it is redone. "Messages confirmed" markers ride
+with the worker's next decision (or are written when it is idle): a worker killed right after acking a job
+loses that one marker, which only means the job's messages are published again (same ids) should the job
+ever be delivered again.
 
 Failures: every statement is bounded (``statement_timeout``, ``lock_timeout``,
 ``idle_in_transaction_session_timeout``, TCP keepalives). A lost connection (server restart, network) is
@@ -97,8 +98,7 @@ p AS (INSERT INTO portfolio_snapshots (run_id, timestamp, cash, equity, gross_ex
                                                               equity float8, gross_exposure float8, drawdown float8,
                                                               positions jsonb)
       ON CONFLICT (run_id, timestamp) DO UPDATE SET cash = excluded.cash, equity = excluded.equity,
-         gross_exposure = excluded.gross_exposure, drawdown = excluded.drawdown, positions = excluded.positions),
-m AS (INSERT INTO bus_published SELECT unnest(%(published)s::text[]), %(now)s ON CONFLICT DO NOTHING)
+         gross_exposure = excluded.gross_exposure, drawdown = excluded.drawdown, positions = excluded.positions)
 SELECT 1
 """
 _DECIDE = f"""
@@ -107,7 +107,8 @@ WITH d AS (INSERT INTO decisions ({_DECISION_COLUMNS})
 o AS (INSERT INTO orders ({_ORDER_COLUMNS})
       SELECT x.* FROM jsonb_to_recordset(%s::jsonb) AS x({_ORDER_RECORD}) WHERE EXISTS (SELECT 1 FROM d)),
 a AS (UPDATE paper_accounts SET state = %s, version = version + 1, updated_at = %s
-      WHERE account = %s AND %s AND EXISTS (SELECT 1 FROM d))
+      WHERE account = %s AND %s AND EXISTS (SELECT 1 FROM d)),
+m AS (INSERT INTO bus_published SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING)
 SELECT count(*) FROM d
 """
 
@@ -244,8 +245,9 @@ class PgJobStore:
             self._discard()
 
     def _flush_published(self, c: psycopg.Connection[Any]) -> None:
-        ids, self._published = self._published, []
+        ids = list(self._published)
         c.execute("INSERT INTO bus_published SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING", (ids, _now_ms()))
+        del self._published[: len(ids)]
 
     # --- jobs ---------------------------------------------------------------------------------------------
     def run_config(self, run_id: str) -> dict[str, Any] | None:
@@ -313,13 +315,11 @@ class PgJobStore:
             fills = broker.on_candle(bar)
             updates = broker.take_order_updates()
             settled[bar.symbol] = bar.open_time
-            published, self._published = self._published, []
             with c.pipeline():
                 c.execute(_SETTLE, {
                     "run": run_id, "state": encode_state(dump_broker(broker, {"settled": settled, "points": points})),
                     "now": _now_ms(), "fills": json.dumps([f.model_dump(mode="json") for f in fills]),
                     "orders": json.dumps([_order_row(o) for o in updates]), "points": json.dumps(point_rows),
-                    "published": published,
                 })  # fmt: skip
                 c.execute("COMMIT")
             self._in_tx = False
@@ -354,7 +354,9 @@ class PgJobStore:
         locked = self._locked
         state = encode_state(dump_broker(broker, self._locked_extra)) if broker is not None and locked else None
         orders = json.dumps([_order_row(order)] if order is not None else [])
-        args = (*_decision_args(record), orders, state, _now_ms(), record.run_id, state is not None)
+        published = list(self._published)
+        now = _now_ms()
+        args = (*_decision_args(record), orders, state, now, record.run_id, state is not None, published, now)
 
         def run(c: psycopg.Connection[Any]) -> bool:
             with c.pipeline():
@@ -363,6 +365,7 @@ class PgJobStore:
                     c.execute("COMMIT")  # a duplicate wrote nothing (every write depends on the decision's insert)
             row = cur.fetchone()
             self._in_tx = self._locked = False
+            del self._published[: len(published)]
             return bool(row and row[0])
 
         return self._run(run)
@@ -495,7 +498,7 @@ class PgJobStore:
                     return
                 point, state["points"] = _point(run_id, last_candle, load_broker(cfg, state), points)
                 c.execute(_SETTLE, {"run": run_id, "state": encode_state(state), "now": _now_ms(), "fills": "[]",
-                                    "orders": "[]", "points": json.dumps([point]), "published": []})  # fmt: skip
+                                    "orders": "[]", "points": json.dumps([point])})  # fmt: skip
 
         self._run(run)
 

@@ -157,3 +157,13 @@ def test_a_lost_connection_is_reported_then_replaced(store: PgJobStore, settings
     assert not store.locked
     assert store.lock_account("acct", settings.paper) is not None
     store.rollback()
+
+
+def test_a_run_resumes_only_with_its_own_strategy_settings(store: PgJobStore, settings: Settings) -> None:
+    from tools.errors import ConfigError
+
+    row = start_distributed_run(settings, store, "acct", "paper-distributed")  # same settings: resumes
+    assert row["run_id"] == "acct" and row["config"]["symbols"] == settings.symbols
+    changed = settings.model_copy(update={"limits": settings.limits.model_copy(update={"max_open_positions": 1})})
+    with pytest.raises(ConfigError, match="run acct already exists with other settings \\(limits\\)"):
+        start_distributed_run(changed, store, "acct", "paper-distributed")
