@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ from tools.paper_state import decode_state, dump_broker, encode_state, load_brok
 from tools.trade_types import Fill, Order
 
 T = TypeVar("T")
+# psycopg logs what it ignores while cleaning up a lost connection, as plain text; the store reports the loss
+# itself (StoreUnavailable, then the worker's structured warning), so those lines are silenced.
+logging.getLogger("psycopg").setLevel(logging.CRITICAL + 1)
 
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.IdleInTransactionSessionTimeout)
 

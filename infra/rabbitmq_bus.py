@@ -36,6 +36,10 @@ from infra.logging_setup import redact_text
 from infra.redact import redact_url
 
 log = logging.getLogger("tradegraph.bus")
+# The client libraries log every failed attempt and lost connection themselves, as plain text with tracebacks;
+# this adapter reports those as its own structured warnings (and retries), so theirs are silenced.
+for _name in ("aiormq", "aio_pika"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL + 1)
 
 TRANSIENT = (
     aio_pika.exceptions.AMQPError,

@@ -221,6 +221,7 @@ class WorkerProcess:
         if not self.log.closed:
             self._final = self.output()
             self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
         return int(self.proc.returncode)
 
 

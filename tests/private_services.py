@@ -13,6 +13,7 @@ an empty plugin list (no management plugin) and no busy-waiting schedulers; the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -136,6 +137,8 @@ class PrivateRabbit:
         }
 
     def _answers(self) -> bool:
+        logging.getLogger("aiormq").setLevel(logging.CRITICAL + 1)  # a refused probe is expected while starting
+
         async def probe() -> None:
             conn = await aio_pika.connect(self.url, timeout=5)
             await conn.close()

@@ -61,6 +61,9 @@ def faulted_run(
         codes = [w.stop() for w in workers]
     assert all(code in (0, SIGKILL_EXIT) for code in codes), logs()
     assert at_fault[0] < total  # the fault hit a run in progress
+    for w in workers:  # services log JSON lines only, through the fault too (plus the start and end lines)
+        stray = [line for line in w.output().splitlines() if line and not line.startswith(("{", "worker "))]
+        assert not stray, stray[:5]
     reference_run(settings, "ref")
     checked = check_against_reference(stack.pg_url, "dist", "ref", total)
     check_limits(checked["rows"], settings)
@@ -127,6 +130,7 @@ def test_worker_killed_between_order_and_ack_the_job_is_finished_once(pg_url: st
         wait_until("the worker to die at the failpoint", lambda: workers[0].proc.poll() is not None)
         replacement.append(WorkerProcess(stack, "w2"))
         workers.append(replacement[0])
+        wait_until("the replacement worker to start", lambda: "jobs from" in replacement[0].output())
 
     try:
         workers = faulted_run(stack, settings, kill_then_replace, fault_at=0.0,

@@ -30,22 +30,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag.replace('_', '-')} must be positive")
     settings = load_settings(args.config, journal=args.journal, bus_url=args.bus, data_dir=args.data_dir)
     metrics, port = start_metrics(args.metrics_port)
-    try:
-        worker = build_worker(settings, metrics)
-    except BaseException:
-        if metrics is not None:
-            metrics.close()
-        raise
-    where = f" · metrics on http://127.0.0.1:{port}/metrics" if port is not None else ""
-    print(f"worker {worker.name}: jobs from {settings.bus.jobs_queue} on {worker.bus.display_url} · "
-          f"journal {worker.session.store.display_url}{where}", file=sys.stderr)  # fmt: skip
-    try:
-        with stop_on_signals() as stop:
+    with stop_on_signals() as stop:  # from here on SIGTERM means: finish the current job, then exit 0
+        try:
+            worker = build_worker(settings, metrics)
+        except BaseException:
+            if metrics is not None:
+                metrics.close()
+            raise
+        where = f" · metrics on http://127.0.0.1:{port}/metrics" if port is not None else ""
+        print(f"worker {worker.name}: jobs from {settings.bus.jobs_queue} on {worker.bus.display_url} · "
+              f"journal {worker.session.store.display_url}{where}", file=sys.stderr, flush=True)  # fmt: skip
+        try:
             tally = worker.run(stop, max_jobs=args.max_jobs, idle_exit_s=args.idle_exit)
-    finally:
-        worker.close()
-        if metrics is not None:
-            metrics.close()
+        finally:
+            worker.close()
+            if metrics is not None:
+                metrics.close()
     print(f"worker {worker.name}: {tally.consumed} jobs, {tally.decided} decided, {tally.duplicates} duplicates, "
           f"{tally.requeued} requeued, {tally.rejected} rejected", file=sys.stderr)  # fmt: skip
     return 0
