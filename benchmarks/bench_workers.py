@@ -34,8 +34,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from graph.distributed_replay import replay_candles  # noqa: E402
 from infra.pg_job_store import libpq_url  # noqa: E402
-from infra.scheduler import Scheduler, replay_candles  # noqa: E402
+from infra.scheduler import Scheduler  # noqa: E402
 from infra.settings import Settings, load_settings  # noqa: E402
 from tradegraph.composition import (  # noqa: E402
     distributed_bus,

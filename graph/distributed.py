@@ -42,11 +42,12 @@ from infra import failpoints
 from infra.bus_messages import DecisionJob
 from infra.bus_observer import BusPublisher
 from infra.job_store import DuplicateDecision, JobStore
-from infra.journal import DecisionRecord
+from infra.journal import DecisionRecord, PortfolioPoint
 from tools.errors import DataError, JournalError
 from tools.feed import Feed
 from tools.market import Snapshot
 from tools.paper_broker import Bar, PaperBroker, PaperBrokerConfig
+from tools.paper_state import dump_broker, load_broker
 from tools.risk_gate import RiskLimits
 from tools.timeframes import timeframe_ms
 from tools.trade_types import Fill, Order, PortfolioView
@@ -67,10 +68,17 @@ class SharedAccount:
         self.run_id = run_id
         self.cfg = cfg
         self.current = PaperBroker(cfg)
+        self.bookkeeping: dict[str, Any] = {}
 
     def lock(self) -> PortfolioView:
-        self.current = self.store.lock_account(self.run_id, self.cfg)
+        state = self.store.lock_account(self.run_id)
+        self.current = load_broker(self.cfg, state)
+        self.bookkeeping = {"settled": state.get("settled", {}), "points": state.get("points")}
         return self.current.portfolio_view()
+
+    def locked_state(self) -> dict[str, Any]:
+        """The account state to write with the decision (the broker after the order, same bookkeeping)."""
+        return dump_broker(self.current, self.bookkeeping)
 
     def submit(self, order: Order) -> Order:
         if not self.store.locked:
@@ -99,8 +107,8 @@ class JobJournal:
         self.account = account
 
     def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None:
-        broker = self.account.current if self.store.locked else None
-        if not self.store.commit_decision(record, order, broker):
+        state = self.account.locked_state() if self.store.locked else None
+        if not self.store.commit_decision(record, order, state):
             raise DuplicateDecision(f"decision {record.id} is already journaled")
 
 
@@ -121,6 +129,55 @@ class RunContext:
     feed: Feed
     paper: PaperBrokerConfig
     publisher: BusPublisher | None
+
+
+@dataclass(slots=True)
+class Settlement:
+    broker: PaperBroker
+    """The account after the candle's settlement (unlocked: the decision's first read of the portfolio)."""
+    fills: list[Fill]
+    """Fills of this settlement, also when an earlier delivery of the job made them."""
+    fresh: bool
+
+
+def portfolio_point(
+    run_id: str, t: int, broker: PaperBroker, points: dict[str, Any]
+) -> tuple[PortfolioPoint, dict[str, Any]]:
+    """The point of candle ``t`` as ``ReplaySession`` records it (drawdown from the peak of the points so far)."""
+    view = broker.portfolio_view()
+    peak = max(points["peak"], view.equity)
+    point = PortfolioPoint(run_id=run_id, timestamp=t, cash=view.cash, equity=view.equity,
+                           gross_exposure=view.gross_exposure(), drawdown=1 - view.equity / peak if peak > 0 else 0.0,
+                           positions={s: p.quantity for s, p in view.positions.items()})  # fmt: skip
+    return point, {"through": t, "peak": peak}
+
+
+def settle(
+    store: JobStore, run_id: str, state: dict[str, Any], bar: Bar, cfg: PaperBrokerConfig, after: int | None
+) -> Settlement:
+    """Settle ``bar`` on the locked account ``state`` once per (run, symbol, candle) and release the lock.
+
+    The portfolio point of ``after`` is journaled first, by the first settlement after that candle: every
+    decision of ``after`` is in by then and no settlement of the next candle yet, as in ``ReplaySession``."""
+    try:
+        broker = load_broker(cfg, state)
+        settled: dict[str, int] = state.get("settled", {})
+        if settled.get(bar.symbol, -1) >= bar.open_time:  # an earlier delivery of the job settled it
+            store.rollback()
+            return Settlement(broker, store.settlement_fills(run_id, bar.symbol, bar.open_time), False)
+        marks = state.get("points") or {"through": None, "peak": cfg.initial_cash}
+        points = []
+        if after is not None and (marks["through"] is None or marks["through"] < after):
+            point, marks = portfolio_point(run_id, after, broker, marks)
+            points.append(point)
+        fills = broker.on_candle(bar)
+        updates = broker.take_order_updates()
+        settled[bar.symbol] = bar.open_time
+    except BaseException:
+        store.rollback()
+        raise
+    store.finish_settlement(run_id, dump_broker(broker, {"settled": settled, "points": marks}), fills, updates, points)
+    return Settlement(broker, fills, True)
 
 
 class JobResult(StrEnum):
@@ -177,8 +234,11 @@ class DistributedSession:
             snap, missing = None, exc
         bar = bar_of(snap) if snap is not None else None
         waited = 0.0
+        settlement: Settlement | None = None
         while True:
-            status, settlement = self.store.begin_job(job.run_id, did, job.after, job.expect, bar, ctx.paper)
+            status, state = self.store.begin_job(job.run_id, did, job.after, job.expect, bar is not None)
+            if state is not None and bar is not None:
+                settlement = settle(self.store, job.run_id, state, bar, ctx.paper, job.after)
             if status.decided:
                 if not status.published:
                     self._republish(ctx, job, did, snap)

@@ -1,19 +1,21 @@
 """The JobStore protocol: what distributed runs keep in the journal database besides the decisions.
 
-A run's paper account (the whole PaperBroker state) lives in one row. Workers change it only while holding
-that row's lock: once to settle a symbol's candle (fills of pending orders, stops and targets) and once, if
-the decision reaches the gate, around the gate's read of the portfolio, the order's reservation and the
-decision's insert, committed together. ``infra.pg_job_store`` implements it on PostgreSQL.
+A run's paper account (the whole PaperBroker state, as JSON data: ``tools.paper_state``) lives in one row.
+Workers change it only while holding that row's lock: once to settle a symbol's candle (fills of pending
+orders, stops and targets) and once, if the decision reaches the gate, around the gate's read of the
+portfolio, the order's reservation and the decision's insert, committed together. The store only keeps and
+locks the state; the broker logic runs in the worker (``graph.distributed``). ``infra.pg_job_store``
+implements it on PostgreSQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from infra.journal import DecisionRecord, RunInfo
+from infra.journal import DecisionRecord, PortfolioPoint, RunInfo
 from tools.errors import JournalError
-from tools.paper_broker import Bar, PaperBroker, PaperBrokerConfig
 from tools.trade_types import Fill, Order
 
 
@@ -37,15 +39,6 @@ class JobStatus:
     """Decisions journaled at the job's ``after`` candle (0 when it has none)."""
 
 
-@dataclass(slots=True)
-class Settlement:
-    broker: PaperBroker
-    """The account after the candle's settlement (unlocked: for the decision's first read)."""
-    fills: list[Fill]
-    """Fills of this settlement, also when an earlier delivery of the job made them."""
-    fresh: bool
-
-
 class JobStore(Protocol):
     display_url: str
 
@@ -53,21 +46,31 @@ class JobStore(Protocol):
     def job_status(self, run_id: str, decision_id: str, after: int | None) -> JobStatus: ...
     def decisions_at(self, run_id: str, candle_time: int) -> int: ...
     def begin_job(
-        self, run_id: str, decision_id: str, after: int | None, expect: int, bar: Bar | None, cfg: PaperBrokerConfig
-    ) -> tuple[JobStatus, Settlement | None]:
-        """The job's status; when it is ready to decide (not decided, ``after`` fully decided) and ``bar`` is
-        given, also the settlement of ``bar`` (once per run, symbol and candle, under the account lock, with the
-        portfolio point of ``after`` journaled first if it is not yet)."""
+        self, run_id: str, decision_id: str, after: int | None, expect: int, lock: bool
+    ) -> tuple[JobStatus, dict[str, Any] | None]:
+        """The job's status; with ``lock``, when the job is ready (not decided, ``after`` fully decided), also the
+        account state with the account locked until ``finish_settlement`` or ``rollback``."""
         ...
 
-    def lock_account(self, run_id: str, cfg: PaperBrokerConfig) -> PaperBroker:
-        """Begin a transaction holding the account's row lock; the broker as it is now."""
+    def finish_settlement(
+        self,
+        run_id: str,
+        state: dict[str, Any],
+        fills: Sequence[Fill],
+        updates: Sequence[Order],
+        points: Sequence[PortfolioPoint],
+    ) -> None:
+        """Write a settlement (state, fills, order updates, portfolio points) and release the lock."""
+        ...
+
+    def lock_account(self, run_id: str) -> dict[str, Any]:
+        """Begin a transaction holding the account's row lock; the account state as it is now."""
         ...
 
     @property
     def locked(self) -> bool: ...
-    def commit_decision(self, record: DecisionRecord, order: Order | None, broker: PaperBroker | None) -> bool:
-        """Insert the decision (with its order and, when locked, the account state) and end any transaction.
+    def commit_decision(self, record: DecisionRecord, order: Order | None, state: dict[str, Any] | None) -> bool:
+        """Insert the decision (with its order and, when locked, the new account state) and end any transaction.
 
         False (and nothing written) when the key is already journaled."""
         ...
@@ -89,6 +92,5 @@ class JobStore(Protocol):
     def count_decisions(self, run_id: str) -> int: ...
     def account_state(self, run_id: str) -> dict[str, Any] | None: ...
     def run_tallies(self, run_id: str) -> dict[str, Any]: ...
-    def final_point(self, run_id: str, cfg: PaperBrokerConfig, last_candle: int) -> None: ...
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None: ...
     def close(self) -> None: ...

@@ -28,20 +28,18 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from infra.job_store import JobStatus, Settlement, StoreUnavailable, UnknownRun
-from infra.journal import DecisionRecord, RunInfo, decode_run
+from infra.job_store import JobStatus, StoreUnavailable, UnknownRun
+from infra.journal import DecisionRecord, PortfolioPoint, RunInfo, decode_run
 from infra.logging_setup import redact_text
 from infra.postgres_journal import _BODY_FIELDS, _DECISION_COLUMNS
 from infra.redact import redact_url
 from tools.errors import JournalError
-from tools.paper_broker import Bar, PaperBroker, PaperBrokerConfig
-from tools.paper_state import decode_state, dump_broker, encode_state, load_broker
 from tools.trade_types import Fill, Order
 
 T = TypeVar("T")
@@ -117,6 +115,15 @@ SELECT count(*) FROM d
 """
 
 
+def encode_state(state: dict[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), allow_nan=False)
+
+
+def decode_state(text: str) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(text)
+    return state
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -151,16 +158,6 @@ def _order_row(o: Order) -> dict[str, Any]:
             "filled_quantity": o.filled_quantity, "stop_loss": o.stop_loss, "take_profit": o.take_profit}  # fmt: skip
 
 
-def _point(run_id: str, t: int, broker: PaperBroker, points: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The portfolio point of candle ``t`` as ``ReplaySession`` records it, and the updated point bookkeeping."""
-    view = broker.portfolio_view()
-    peak = max(points["peak"], view.equity)
-    row = {"run_id": run_id, "timestamp": t, "cash": view.cash, "equity": view.equity,
-           "gross_exposure": view.gross_exposure(), "drawdown": 1 - view.equity / peak if peak > 0 else 0.0,
-           "positions": {s: p.quantity for s, p in view.positions.items()}}  # fmt: skip
-    return row, {"through": t, "peak": peak}
-
-
 class PgJobStore:
     def __init__(
         self,
@@ -185,7 +182,6 @@ class PgJobStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._in_tx = False
         self._locked = False
-        self._locked_extra: dict[str, Any] = {}
         self._published: list[str] = []
         self._connected_once = False
         self.reconnects = 0
@@ -274,68 +270,71 @@ class PgJobStore:
         return int(row[0])
 
     def begin_job(
-        self, run_id: str, decision_id: str, after: int | None, expect: int, bar: Bar | None, cfg: PaperBrokerConfig
-    ) -> tuple[JobStatus, Settlement | None]:
-        """The job's status and, when it is ready (not decided, previous candle done), its settlement.
-
-        One round trip for the status and the conditional lock, one for the settlement's writes and commit."""
+        self, run_id: str, decision_id: str, after: int | None, expect: int, lock: bool
+    ) -> tuple[JobStatus, dict[str, Any] | None]:
+        """The job's status and, with ``lock`` when it is ready (not decided, ``after`` fully decided), the
+        account state with its row locked: one round trip. The caller ends the transaction with
+        ``finish_settlement`` (asynchronous commit) or ``rollback``."""
         params = {"did": decision_id, "run": run_id, "after": after, "expect": expect}
 
-        def run(c: psycopg.Connection[Any]) -> tuple[JobStatus, Settlement | None]:
+        def run(c: psycopg.Connection[Any]) -> tuple[JobStatus, dict[str, Any] | None]:
             with c.pipeline():
                 c.execute("BEGIN")
                 self._in_tx = True
                 c.execute("SET LOCAL synchronous_commit = off")
                 status_cur = c.execute(_STATUS, params)
-                lock_cur = c.execute(_LOCK_IF_READY, params) if bar is not None else None
+                lock_cur = c.execute(_LOCK_IF_READY, params) if lock else None
                 status_row = status_cur.fetchone()
                 locked = lock_cur.fetchone() if lock_cur is not None else None
             assert status_row is not None
             status = JobStatus(bool(status_row[0]), bool(status_row[1]), int(status_row[2]))
-            if locked is None:
-                c.execute("ROLLBACK")
-                self._in_tx = False
-                if bar is not None and not status.decided and status.previous_done >= expect:
-                    # ready by the status, yet not locked: no account, or decided in between (fresh status)
-                    if not c.execute("SELECT 1 FROM paper_accounts WHERE account = %s", (run_id,)).fetchone():
-                        raise UnknownRun(f"no paper account for run {run_id!r} in {self.display_url}")
-                    row = c.execute(_STATUS, params).fetchone()
-                    assert row is not None
-                    status = JobStatus(bool(row[0]), bool(row[1]), int(row[2]))
-                return status, None
-            assert bar is not None
-            state = decode_state(locked[0])
-            broker = load_broker(cfg, state)
-            settled: dict[str, int] = state.get("settled", {})
-            if settled.get(bar.symbol, -1) >= bar.open_time:  # an earlier delivery settled it
-                c.execute("ROLLBACK")
-                self._in_tx = False
-                return status, Settlement(broker, self._settlement_fills(c, run_id, bar.symbol, bar.open_time), False)
-            points = state.get("points") or {"through": None, "peak": cfg.initial_cash}
-            point_rows = []
-            if after is not None and (points["through"] is None or points["through"] < after):
-                row, points = _point(run_id, after, broker, points)
-                point_rows.append(row)
-            fills = broker.on_candle(bar)
-            updates = broker.take_order_updates()
-            settled[bar.symbol] = bar.open_time
-            with c.pipeline():
-                c.execute(_SETTLE, {
-                    "run": run_id, "state": encode_state(dump_broker(broker, {"settled": settled, "points": points})),
-                    "now": _now_ms(), "fills": json.dumps([f.model_dump(mode="json") for f in fills]),
-                    "orders": json.dumps([_order_row(o) for o in updates]), "points": json.dumps(point_rows),
-                })  # fmt: skip
-                c.execute("COMMIT")
+            if locked is not None:
+                self._locked = True
+                return status, decode_state(locked[0])
+            c.execute("ROLLBACK")
             self._in_tx = False
-            return status, Settlement(broker, fills, True)
+            if lock and not status.decided and status.previous_done >= expect:
+                # ready by the status, yet not locked: no account, or decided in between (fresh status)
+                if not c.execute("SELECT 1 FROM paper_accounts WHERE account = %s", (run_id,)).fetchone():
+                    raise UnknownRun(f"no paper account for run {run_id!r} in {self.display_url}")
+                row = c.execute(_STATUS, params).fetchone()
+                assert row is not None
+                status = JobStatus(bool(row[0]), bool(row[1]), int(row[2]))
+            return status, None
 
         return self._run(run)
 
-    def lock_account(self, run_id: str, cfg: PaperBrokerConfig) -> PaperBroker:
+    def finish_settlement(
+        self,
+        run_id: str,
+        state: dict[str, Any],
+        fills: Sequence[Fill],
+        updates: Sequence[Order],
+        points: Sequence[PortfolioPoint],
+    ) -> None:
+        """Write the settled state, its fills, order updates and portfolio points, and commit (one round trip)."""
+        if not self._locked:
+            raise JournalError("finish_settlement without the account lock")
+        params = {
+            "run": run_id, "state": encode_state(state), "now": _now_ms(),
+            "fills": json.dumps([f.model_dump(mode="json") for f in fills]),
+            "orders": json.dumps([_order_row(o) for o in updates]),
+            "points": json.dumps([p.model_dump(mode="json") for p in points]),
+        }  # fmt: skip
+
+        def run(c: psycopg.Connection[Any]) -> None:
+            with c.pipeline():
+                c.execute(_SETTLE, params)
+                c.execute("COMMIT")
+            self._in_tx = self._locked = False
+
+        self._run(run)
+
+    def lock_account(self, run_id: str) -> dict[str, Any]:
         if self._locked:
             raise JournalError("the account is already locked by this worker")
 
-        def run(c: psycopg.Connection[Any]) -> PaperBroker:
+        def run(c: psycopg.Connection[Any]) -> dict[str, Any]:
             with c.pipeline():
                 c.execute("BEGIN")
                 self._in_tx = True
@@ -344,9 +343,7 @@ class PgJobStore:
                 self._abort()
                 raise UnknownRun(f"no paper account for run {run_id!r} in {self.display_url}")
             self._locked = True
-            state = decode_state(row[0])
-            self._locked_extra = {"settled": state.get("settled", {}), "points": state.get("points")}
-            return load_broker(cfg, state)
+            return decode_state(row[0])
 
         return self._run(run)
 
@@ -354,13 +351,13 @@ class PgJobStore:
     def locked(self) -> bool:
         return self._locked
 
-    def commit_decision(self, record: DecisionRecord, order: Order | None, broker: PaperBroker | None) -> bool:
+    def commit_decision(self, record: DecisionRecord, order: Order | None, state: dict[str, Any] | None) -> bool:
         locked = self._locked
-        state = encode_state(dump_broker(broker, self._locked_extra)) if broker is not None and locked else None
+        encoded = encode_state(state) if state is not None and locked else None
         orders = json.dumps([_order_row(order)] if order is not None else [])
         published = list(self._published)
         now = _now_ms()
-        args = (*_decision_args(record), orders, state, now, record.run_id, state is not None, published, now)
+        args = (*_decision_args(record), orders, encoded, now, record.run_id, encoded is not None, published, now)
 
         def run(c: psycopg.Connection[Any]) -> bool:
             with c.pipeline():
@@ -487,24 +484,6 @@ class PgJobStore:
             }  # fmt: skip
 
         return self._run(run)
-
-    def final_point(self, run_id: str, cfg: PaperBrokerConfig, last_candle: int) -> None:
-        """Journal the last candle's portfolio point, as the single-process session does at its end."""
-
-        def run(c: psycopg.Connection[Any]) -> None:
-            with c.transaction():
-                row = c.execute(_LOCK, (run_id,)).fetchone()
-                if row is None:
-                    raise UnknownRun(f"no paper account for run {run_id!r} in {self.display_url}")
-                state = decode_state(row[0])
-                points = state.get("points") or {"through": None, "peak": cfg.initial_cash}
-                if points["through"] is not None and points["through"] >= last_candle:
-                    return
-                point, state["points"] = _point(run_id, last_candle, load_broker(cfg, state), points)
-                c.execute(_SETTLE, {"run": run_id, "state": encode_state(state), "now": _now_ms(), "fills": "[]",
-                                    "orders": "[]", "points": json.dumps([point])})  # fmt: skip
-
-        self._run(run)
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         self._run(lambda c: c.execute(

@@ -7,8 +7,8 @@ catches up the missed candles (at most ``max_catch_up``) and never schedules a c
 the confirms and the watermark update publishes that candle's jobs again, which workers ack as duplicates
 (the decision key is unique in the journal).
 
-Replay: the jobs of every recorded candle in [start, end), in the order of a single-process replay, for
-benchmarks and tests.
+Replay: the jobs of every recorded candle in [start, end) (``graph.distributed_replay.replay_candles``), in the
+order of a single-process replay, for benchmarks and tests.
 
 Each job names the previous scheduled candle and its job count; workers start a candle only once the
 previous one is fully decided (see ``graph.distributed``).
@@ -20,15 +20,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from infra.bus import Bus
 from infra.bus_messages import BusMessage, DecisionJob
-from infra.job_store import JobStore, UnknownRun
+from infra.job_store import JobStore
 from tools.candle_clock import due_candles, next_close
-from tools.paper_broker import PaperBrokerConfig
-from tools.paper_state import load_broker
-from tools.recorded_feed import RecordedFeed
 from tools.timeframes import timeframe_ms, to_iso
 
 log = logging.getLogger("tradegraph.scheduler")
@@ -37,18 +34,6 @@ log = logging.getLogger("tradegraph.scheduler")
 class SchedulerMetrics(Protocol):
     def jobs_published(self, n: int) -> None: ...
     def watermark(self, candle_time: int) -> None: ...
-
-
-def replay_candles(
-    feed: RecordedFeed, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None
-) -> list[tuple[int, list[str]]]:
-    """Recorded candle times in [start, end) with the symbols that have a candle then (symbols in order)."""
-    by_time: dict[int, list[str]] = {}
-    for symbol in symbols:
-        series = feed.series(symbol, timeframe)
-        for i in feed.index_range(series, start, end):
-            by_time.setdefault(int(series.candles.timestamp[i]), []).append(symbol)
-    return sorted(by_time.items())
 
 
 class Scheduler:
@@ -141,27 +126,3 @@ class Scheduler:
             wake = next_close(now, self.timeframe) + delay_ms
             stop.wait(max(0.0, (wake - clock()) / 1000))
         return self.published
-
-
-def finish_replay(
-    store: JobStore, run_id: str, cfg: PaperBrokerConfig, last_candle: int, elapsed_s: float
-) -> dict[str, Any]:
-    """Close a fully decided replay run: its last portfolio point, a summary like `tradegraph run`'s, status."""
-    store.final_point(run_id, cfg, last_candle)
-    tallies = store.run_tallies(run_id)
-    state = store.account_state(run_id)
-    if state is None:
-        raise UnknownRun(f"no paper account for run {run_id!r}")
-    broker = load_broker(cfg, state)
-    initial, final = cfg.initial_cash, broker.equity()
-    summary = {
-        "run_id": run_id, "snapshots": tallies["snapshots"], "outcomes": tallies["outcomes"],
-        "actions": tallies["actions"], "orders": tallies["orders"], "fills": tallies["fills"],
-        "gate_denials": tallies["gate_denials"], "gate_shrinks": tallies["gate_shrinks"],
-        "initial_equity": initial, "final_equity": final, "pnl": final - initial,
-        "return_pct": 100 * (final - initial) / initial, "max_drawdown": tallies["max_drawdown"],
-        "fees_paid": broker.fees_paid, "open_positions": {s: p.quantity for s, p in broker.positions.items()},
-        "first_candle": tallies["first_candle"], "last_candle": tallies["last_candle"], "elapsed_s": elapsed_s,
-    }  # fmt: skip
-    store.finish_run(run_id, "completed", summary)
-    return summary

@@ -27,9 +27,10 @@ import aio_pika
 import psycopg
 import pytest
 
+from graph.distributed_replay import replay_candles
 from graph.worker import Worker, WorkerTally
 from infra.pg_job_store import libpq_url
-from infra.scheduler import Scheduler, replay_candles
+from infra.scheduler import Scheduler
 from infra.settings import Settings, load_settings
 from tests.services import AMQP_URL, unavailable
 from tradegraph.composition import (

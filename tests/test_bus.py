@@ -30,13 +30,14 @@ from infra.bus_messages import (
     messages_from_state,
 )
 from infra.journal import PortfolioPoint
+from infra.pg_job_store import decode_state, encode_state
 from infra.rabbitmq_bus import RabbitBus
 from infra.settings import load_settings
 from tests.distributed_support import amqp_available, delete_amqp
 from tests.services import AMQP_URL
 from tools.market import Snapshot
 from tools.paper_broker import PaperBroker
-from tools.paper_state import decode_state, dump_broker, encode_state, load_broker
+from tools.paper_state import dump_broker, load_broker
 from tools.trade_types import Fill, Order, Side
 from tradegraph.cli import main
 from tradegraph.composition import build_replay, open_feed, time_range

@@ -88,7 +88,7 @@ def test_one_worker_reproduces_the_single_process_replay_exactly(stack: Stack) -
     # the scheduler's finish writes the last point; then every portfolio point matches too
     store = open_job_store(settings, "test")
     try:
-        from infra.scheduler import finish_replay
+        from graph.distributed_replay import finish_replay
 
         summary = finish_replay(store, "dist", settings.paper, checked["rows"][-1]["candle_time"], 1.0)
     finally:
@@ -300,7 +300,7 @@ def test_in_process_bus_runs_scheduler_and_workers_in_one_process(stack: Stack) 
     store = open_job_store(settings, "test")
     try:
         start_distributed_run(settings, store, "mem", "paper-distributed")
-        from infra.scheduler import replay_candles
+        from graph.distributed_replay import replay_candles
         from tradegraph.composition import open_feed, time_range
 
         candles = replay_candles(open_feed(settings), settings.symbols, "1h", *time_range(settings))

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from graph.distributed import SharedAccount, settle
 from infra.job_store import StoreUnavailable, UnknownRun
 from infra.journal import DecisionRecord, decision_id
 from infra.pg_job_store import PgJobStore, libpq_url
@@ -61,44 +62,50 @@ def test_settlement_happens_once_per_key_and_a_redelivery_gets_the_same_fills(
     store: PgJobStore, settings: Settings
 ) -> None:
     cfg = settings.paper
-    status, settled = store.begin_job("acct", decision_id("acct", "BTC/USDT", "1h", T0), None, 0,
-                                      bar("BTC/USDT", T0, 100.0), cfg)  # fmt: skip
-    assert settled is not None and settled.fresh and not status.decided
-    broker = store.lock_account("acct", cfg)
-    broker.submit(entry("BTC/USDT", T0, 10.0, 100.0))
-    assert store.commit_decision(record("BTC/USDT", T0), entry("BTC/USDT", T0, 10.0, 100.0), broker)
+    status, state = store.begin_job("acct", decision_id("acct", "BTC/USDT", "1h", T0), None, 0, True)
+    assert state is not None and store.locked and not status.decided
+    settled = settle(store, "acct", state, bar("BTC/USDT", T0, 100.0), cfg, None)
+    assert settled.fresh and not store.locked
+    account = SharedAccount(store, "acct", cfg)
+    account.lock()
+    account.submit(entry("BTC/USDT", T0, 10.0, 100.0))
+    assert store.commit_decision(record("BTC/USDT", T0), entry("BTC/USDT", T0, 10.0, 100.0), account.locked_state())
     t1 = T0 + HOUR
     did1 = decision_id("acct", "BTC/USDT", "1h", t1)
-    _, first = store.begin_job("acct", did1, T0, 1, bar("BTC/USDT", t1, 101.0), cfg)
-    assert first is not None and first.fresh and [f.quantity for f in first.fills] == [10.0]
-    _, again = store.begin_job("acct", did1, T0, 1, bar("BTC/USDT", t1, 101.0), cfg)  # the job delivered again
-    assert again is not None and not again.fresh and again.fills == first.fills
+    _, state = store.begin_job("acct", did1, T0, 1, True)
+    assert state is not None
+    first = settle(store, "acct", state, bar("BTC/USDT", t1, 101.0), cfg, T0)
+    assert first.fresh and [f.quantity for f in first.fills] == [10.0]
+    _, state = store.begin_job("acct", did1, T0, 1, True)  # the job delivered again
+    assert state is not None
+    again = settle(store, "acct", state, bar("BTC/USDT", t1, 101.0), cfg, T0)
+    assert not again.fresh and again.fills == first.fills and not store.locked
     assert again.broker.portfolio_view() == first.broker.portfolio_view()
     with pg_connect(settings.journal) as c:
         assert c.execute("SELECT count(*) FROM fills").fetchone() == (1,)
         assert c.execute("SELECT timestamp FROM portfolio_snapshots").fetchall() == [(T0,)]  # the point of T0
-    status, none = store.begin_job("acct", did1, T0, 2, bar("BTC/USDT", t1, 101.0), cfg)  # previous not complete
-    assert none is None and status.previous_done == 1 and not status.decided
+    status, none = store.begin_job("acct", did1, T0, 2, True)  # the previous candle is not complete
+    assert none is None and status.previous_done == 1 and not status.decided and not store.locked
 
 
 def test_a_duplicate_decision_writes_nothing_not_even_its_order(store: PgJobStore, settings: Settings) -> None:
-    cfg = settings.paper
+    account = SharedAccount(store, "acct", settings.paper)
     order = entry("ETH/USDT", T0, 1.0, 2000.0)
-    broker = store.lock_account("acct", cfg)
-    broker.submit(order)
-    assert store.commit_decision(record("ETH/USDT", T0), order, broker)
+    account.lock()
+    account.submit(order)
+    assert store.commit_decision(record("ETH/USDT", T0), order, account.locked_state())
     before = store.account_state("acct")
-    broker = store.lock_account("acct", cfg)  # a second delivery decided it again, differently
+    account.lock()  # a second delivery decided it again, differently
     bigger = entry("ETH/USDT", T0, 5.0, 2000.0).model_copy(update={"client_order_id": "other"})
-    broker.submit(bigger)
-    assert not store.commit_decision(record("ETH/USDT", T0), bigger, broker)
+    account.submit(bigger)
+    assert not store.commit_decision(record("ETH/USDT", T0), bigger, account.locked_state())
     assert store.account_state("acct") == before and not store.locked
     with pg_connect(settings.journal) as c:
         assert c.execute("SELECT client_order_id, quantity FROM orders").fetchall() == [(order.client_order_id, 1.0)]
     status = store.job_status("acct", record("ETH/USDT", T0).id, None)
     assert status.decided and not status.published
     with pytest.raises(UnknownRun):
-        store.lock_account("nobody", cfg)
+        store.lock_account("nobody")
 
 
 def test_the_account_lock_makes_the_second_gate_see_the_first_reservation(
@@ -106,24 +113,22 @@ def test_the_account_lock_makes_the_second_gate_see_the_first_reservation(
 ) -> None:
     """Two workers gate entries for different symbols at the same moment with room for one position: the second
     blocks on the account row until the first commits, then sees its pending order and is denied."""
-    cfg = settings.paper
     limits = RiskLimits(allowed_symbols=frozenset({"BTC/USDT", "ETH/USDT"}), max_open_positions=1)
     market = MarketContext(candle_close_time=T0 + HOUR, as_of=T0 + HOUR, timeframe_ms=HOUR, atr_pct=0.01,
                            last_range_pct=0.01)  # fmt: skip
     other = open_job_store(settings, "test-second-worker")
-    first = store.lock_account("acct", cfg)
+    first, second = SharedAccount(store, "acct", settings.paper), SharedAccount(other, "acct", settings.paper)
     verdict = evaluate_gate(OrderProposal(symbol="BTC/USDT", side=Side.BUY, quantity=10, reference_price=100.0),
-                            first.portfolio_view(), market, limits)  # fmt: skip
+                            first.lock(), market, limits)  # fmt: skip
     assert verdict.approved
     seen: dict[str, object] = {}
 
     def second_worker() -> None:
-        broker = other.lock_account("acct", cfg)  # blocks while the first holds the row
+        view = second.lock()  # blocks while the first holds the row
         seen["verdict"] = evaluate_gate(
-            OrderProposal(symbol="ETH/USDT", side=Side.BUY, quantity=1, reference_price=2000.0),
-            broker.portfolio_view(), market, limits,
-        )  # fmt: skip
-        other.commit_decision(record("ETH/USDT", T0, "denied"), None, broker)
+            OrderProposal(symbol="ETH/USDT", side=Side.BUY, quantity=1, reference_price=2000.0), view, market, limits
+        )
+        other.commit_decision(record("ETH/USDT", T0, "denied"), None, second.locked_state())
 
     thread = threading.Thread(target=second_worker)
     thread.start()
@@ -134,7 +139,7 @@ def test_the_account_lock_makes_the_second_gate_see_the_first_reservation(
                 "AND wait_event_type = 'Lock'").fetchone() == (1,))  # fmt: skip
         assert "verdict" not in seen
         first.submit(entry("BTC/USDT", T0, 10, 100.0))
-        assert store.commit_decision(record("BTC/USDT", T0), entry("BTC/USDT", T0, 10, 100.0), first)
+        assert store.commit_decision(record("BTC/USDT", T0), entry("BTC/USDT", T0, 10, 100.0), first.locked_state())
         thread.join(60)
     finally:
         other.close()
@@ -149,13 +154,13 @@ def test_a_lost_connection_is_reported_then_replaced(store: PgJobStore, settings
         store.count_decisions("acct")
     assert store.count_decisions("acct") == 0 and store.reconnects == 1
     # a lock held when the connection dies is released by the server; the next lock works
-    store.lock_account("acct", settings.paper)
+    store.lock_account("acct")
     with pg_connect(settings.journal) as c:
         c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'test-store'")
     with pytest.raises(StoreUnavailable):
         store.commit_decision(record("BTC/USDT", T0), None, None)
     assert not store.locked
-    assert store.lock_account("acct", settings.paper) is not None
+    assert store.lock_account("acct")["v"] == 1
     store.rollback()
 
 

@@ -12,7 +12,6 @@ Besides the broker's own fields the state carries two bookkeeping fields of the 
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any
 
@@ -68,12 +67,3 @@ def load_broker(cfg: PaperBrokerConfig, state: dict[str, Any]) -> PaperBroker:
     broker.fees_paid = state["fees_paid"]
     broker.realized_pnl = state["realized_pnl"]
     return broker
-
-
-def encode_state(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), allow_nan=False)
-
-
-def decode_state(text: str) -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(text)
-    return state

@@ -37,7 +37,8 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from infra.scheduler import Scheduler, finish_replay, replay_candles
+    from graph.distributed_replay import finish_replay, replay_candles
+    from infra.scheduler import Scheduler
     from tradegraph.commands.run_cmd import print_summary
     from tradegraph.composition import (
         distributed_bus,
