@@ -15,7 +15,8 @@ and the ``@depth@100ms`` diffs recorded after it): ``book(base, at_ms)`` applies
 is at or before ``at_ms``. Outside the 30 recorded seconds the book keeps its recorded shape (the snapshot
 before the recording, the last state after it) with every price scaled by price(at_ms) / recorded mid,
 on the 0.01 tick (bids down, asks up), so that the book sits where the candles are (price(at_ms) is the close of the
-candle open at ``at_ms``, partial as above). Sizes and relative depth stay as recorded.
+candle open at ``at_ms``, partial as above). Sizes and relative depth stay as recorded; its update id is the
+last recorded one, so that a stream client never applies the (unscaled) recorded diffs to it.
 """
 
 from __future__ import annotations
@@ -215,9 +216,9 @@ class RecordedMarket:
         if price is None or not book.bids or not book.asks:
             return book
         ratio = price / ((max(book.bids) + min(book.asks)) / 2)
-        return Book(
-            _scaled(book.bids, ratio, math.floor), _scaled(book.asks, ratio, math.ceil), book.last_update_id, at_ms
-        )
+        # a scaled book is newer than every recorded diff: a stream client must not apply them to it
+        last_id = max(book.last_update_id, int(recording.updates[-1]["u"]) if recording.updates else 0)
+        return Book(_scaled(book.bids, ratio, math.floor), _scaled(book.asks, ratio, math.ceil), last_id, at_ms)
 
     def price_at(self, base: str, at_ms: int) -> float | None:
         """The close of the 1h candle open at ``at_ms`` (partial), or None outside the recorded candles."""
