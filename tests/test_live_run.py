@@ -3,6 +3,7 @@ ccxt's real exchange classes behind the wire-level fakes and a manual clock (sev
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,10 @@ def test_a_failing_symbol_is_journaled_and_the_schedule_keeps_going(
     assert rows[1][2] != "error" and len(rows) == 4
     assert rows[2][:2] == ("BTC/USD", T_CLOSE) and rows[2][2] != "error"  # the next close back-fills BTC
     assert "error=1" in out
+    assert "BTC/USD: last 61," in err  # the ticker line at start
+    error_id = sqlite3.connect(journal).execute("SELECT id FROM decisions WHERE outcome = 'error'").fetchone()[0]
+    code, out, _ = cli(["explain", error_id, "--journal", str(journal)], capsys)
+    assert code == 0 and "outcome    error: ExchangeTemporaryError: kraken fetch_ohlcv BTC/USD 1h" in out
 
 
 def test_once_without_schedule_decides_the_last_closed_candle(
@@ -180,3 +185,27 @@ def test_schedule_catches_up_after_downtime_and_turns_failures_into_journaled_re
     assert isinstance(out[0], SnapshotUnavailable) and out[0].outcome == "invalid" and out[0].reason == "bad candle"
     assert isinstance(out[1], SnapshotUnavailable) and out[1].outcome == "error"
     assert out[1].reason == "ExchangeTemporaryError: down"
+
+
+def test_the_schedule_rides_out_a_websocket_that_drops_mid_stream(
+    wired: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = wired("binance", websocket=True)
+    ws = fake.ws
+    dropped: list[int] = []
+
+    def drop_at_the_second_close(ms: int) -> None:
+        if ms >= T_CLOSE + HOUR and not dropped:
+            dropped.append(ms)
+            ws.drop_now()  # right after the close's klines went out
+
+    fake.clock.on_advance(drop_at_the_second_close)
+    journal = tmp_path / "live.sqlite"
+    code, out, err = cli(["run", "--feed", "ccxt", "--symbols", "BTC/USDT", "--schedule", "--iterations", "4",
+                          "--journal", str(journal)], capsys)  # fmt: skip
+    assert code == 0, err
+    rows = decisions(journal)
+    assert [t for _, t, _, _ in rows] == [T_CLOSE - HOUR + k * HOUR for k in range(4)]
+    assert all(outcome != "error" for _, _, outcome, _ in rows)
+    assert dropped and ws.drops >= 1
+    assert re.search(r"BTC/USDT ohlcv (up|down) \(\d+ msgs, [1-9]\d* drops\)", out), out

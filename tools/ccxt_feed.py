@@ -33,7 +33,7 @@ from tools.ccxt_exchange import ExchangeFactory, ExchangeSession, RetryPolicy, S
 from tools.ccxt_feed_config import CcxtFeedConfig
 from tools.ccxt_ohlcv import Row, check_rows, fetch_closed
 from tools.clock import Clock
-from tools.errors import DataError, TradegraphError
+from tools.errors import ConfigError, DataError, TradegraphError
 from tools.market import OrderBook, Snapshot
 from tools.recorded_feed import validate_candles
 from tools.timeframes import timeframe_ms, to_iso
@@ -109,6 +109,8 @@ class CcxtFeed:
         self._watchers: list[Any] = []
         self._closing = False
         try:
+            if not self.session.has("fetchOHLCV"):
+                raise ConfigError(f"{exchange_id} offers no candles (fetchOHLCV) through ccxt")
             self.session.load_markets()
             self.session.check_timeframe(timeframe)
             self.session.check_symbols(self.symbols)

@@ -39,6 +39,8 @@ Adding endpoints (e.g. private order endpoints)
 - Per-exchange public routes live in ``binance.py``, ``coinbase.py``, ``kraken.py`` (``attach(responder,
   market, now)``); a new exchange is a new module with ``attach`` plus an entry in ``ATTACH`` and markets
   payloads under ``data/payloads``.
+- ``responder.handler(method, path_regex)`` returns the handler now serving a route, to wrap it (serve the
+  default answer with one candle broken, one missing, ...).
 - ``responder.requests`` records every request; ``responder.count(path_regex)`` counts them.
 
 By default ``install`` turns ccxt's client-side throttle off (``enableRateLimit = False``) so that tests

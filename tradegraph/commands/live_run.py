@@ -12,7 +12,7 @@ from rich.markup import escape
 from infra.journal import PortfolioPoint
 from infra.redact import redact_url
 from infra.settings import Settings
-from tools.errors import ConfigError
+from tools.errors import ConfigError, TradegraphError
 from tools.market import Snapshot, SnapshotUnavailable
 from tools.timeframes import to_iso
 from tools.trade_types import Fill
@@ -95,6 +95,9 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
             else "once: the last closed candle (add --schedule to run at every close)"
         )
 
+        for symbol in settings.symbols:
+            console.print(escape(ticker_line(feed, symbol)), soft_wrap=True)
+
         def step(item: Any) -> None:
             if isinstance(item, SnapshotUnavailable):
                 printer.on_unavailable(item)
@@ -111,6 +114,18 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
     print(f"rest requests  {requests}")
     print(f"streams        {streams_text}")
     return 0
+
+
+def ticker_line(feed: Any, symbol: str) -> str:
+    try:
+        t = feed.ticker(symbol)
+    except TradegraphError as exc:
+        return f"{symbol}: no ticker ({exc})"
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.2f}"
+
+    return f"{symbol}: last {num(t.last)}, bid {num(t.bid)}, ask {num(t.ask)}"
 
 
 def stream_text(states: Mapping[str, Mapping[str, Any]]) -> str:
