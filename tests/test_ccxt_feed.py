@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.exchange_wire import EXCHANGES, HOUR, SYMBOLS, FakeExchange, Fault, ManualClock, shared_market
+from tests.exchange_wire import EXCHANGES, HOUR, SYMBOLS, FakeExchange, Fault, LaggingClock, ManualClock, shared_market
 from tools.ccxt_feed import CcxtFeed
 from tools.ccxt_feed_config import CcxtFeedConfig
 from tools.errors import ConfigError, DataError, ExchangeTemporaryError
@@ -31,10 +31,14 @@ def window_rows(snap: Any) -> np.ndarray:
     return np.column_stack([w.timestamp, w.open, w.high, w.low, w.close, w.volume])
 
 
-def make_feed(fake: FakeExchange, symbols: list[str], window: int = 300, sleep: Any = None, **cfg: Any) -> CcxtFeed:
+def make_feed(
+    fake: FakeExchange, symbols: list[str], window: int = 300, sleep: Any = None, clock: Any = None, **cfg: Any
+) -> CcxtFeed:
     config = CcxtFeedConfig(**{"websocket": False, "retry_base_delay_s": 0.0, "reconnect_base_delay_s": 0.01,
                                "reconnect_max_delay_s": 0.05, **cfg})  # fmt: skip
-    return CcxtFeed(fake.exchange_id, symbols, "1h", window, fake.clock, config, factory=fake.factory, sleep=sleep)
+    return CcxtFeed(
+        fake.exchange_id, symbols, "1h", window, clock or fake.clock, config, factory=fake.factory, sleep=sleep
+    )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -169,6 +173,20 @@ def test_a_candle_the_exchange_does_not_have_is_a_reported_gap_never_filled(cloc
         later = feed.snapshot("BTC/USDT", "1h", T_CLOSE)
     assert later.missing_before == 0 and missing not in later.window.timestamp
     assert [r.query["startTime"] for r in fake.responder.requests if r.path == "/api/v3/klines"][1] == str(T_CLOSE)
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+def test_a_lagging_exchange_clock_never_lets_its_open_candle_in(exchange_id: str) -> None:
+    clock = ManualClock(T_CLOSE + 2500)
+    fake = FakeExchange(exchange_id, LaggingClock(clock, 5000))
+    symbol = SYMBOLS[exchange_id]["ETH"]
+    with make_feed(fake, [symbol], order_book=False, clock=clock) as feed:
+        assert 4000 <= feed.lag_ms <= 6000
+        with pytest.raises(DataError, match="has not closed yet"):  # by our clock it has: by the exchange's not
+            feed.snapshot(symbol, "1h", T_CLOSE - HOUR)
+        clock.advance(10_000)
+        snap = feed.snapshot(symbol, "1h", T_CLOSE - HOUR)
+    np.testing.assert_array_equal(window_rows(snap), recorded("ETH", T_CLOSE - 300 * HOUR, T_CLOSE))
 
 
 def test_unknown_exchange_unlisted_symbol_and_unoffered_timeframe_are_one_line_errors(clock: ManualClock) -> None:

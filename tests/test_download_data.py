@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tradegraph.composition as composition
-from tests.exchange_wire import HOUR, FakeExchange, ManualClock, shared_market
+from tests.exchange_wire import HOUR, FakeExchange, LaggingClock, ManualClock, shared_market
 from tools.recorded_feed import RecordedFeed, load_series
 from tradegraph.cli import main
 
@@ -24,9 +24,9 @@ JULY = 1719792000000  # 2024-07-01T00:00
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     made: list[FakeExchange] = []
 
-    def install(exchange_id: str = "binance", start: int = T_CLOSE + 20 * 60_000) -> FakeExchange:
+    def install(exchange_id: str = "binance", start: int = T_CLOSE + 20 * 60_000, lag_ms: int = 0) -> FakeExchange:
         clock = ManualClock(start)
-        f = FakeExchange(exchange_id, clock)
+        f = FakeExchange(exchange_id, LaggingClock(clock, lag_ms) if lag_ms else clock)
         made.append(f)
         monkeypatch.setattr(composition, "live_clock", lambda: clock)
         monkeypatch.setattr(composition, "exchange_factory", lambda: f.factory)
@@ -112,6 +112,17 @@ def test_an_interrupted_download_keeps_complete_chunks_and_resumes(
     code, out, _ = download(capsys, *args)
     assert code == 0 and "BTC/USDT 1h: 436 new, 936 in" in out
     np.testing.assert_array_equal(file_rows(path), recorded("BTC", JULY, T_CLOSE))
+
+
+def test_a_lagging_exchange_clock_keeps_its_open_candle_out(
+    fake: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake("coinbase", start=T_CLOSE + 2500, lag_ms=5000)  # our clock is past 00:00, Coinbase's is not yet
+    code, _out, _ = download(capsys, "--exchange", "coinbase", "--symbols", "SOL/USDT", "--since", "2024-08-08",
+                            "--out", str(tmp_path))  # fmt: skip
+    assert code == 0
+    rows = file_rows(tmp_path / "coinbase_SOL-USDT_1h.csv")
+    np.testing.assert_array_equal(rows, recorded("SOL", T_CLOSE - 24 * HOUR, T_CLOSE - HOUR))
 
 
 def test_parquet_and_history_limits(fake: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

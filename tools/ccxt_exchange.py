@@ -27,7 +27,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
-from tools.errors import ConfigError, ExchangePermanentError, ExchangeTemporaryError
+from tools.errors import ConfigError, ExchangePermanentError, ExchangeTemporaryError, TradegraphError
 
 log = logging.getLogger("tradegraph.exchange")
 T = TypeVar("T")
@@ -178,6 +178,21 @@ class ExchangeSession:
         offered = self.exchange.timeframes or {}
         if timeframe not in offered:
             raise ConfigError(f"{self.exchange_id} has no {timeframe} candles (offers {', '.join(offered)})")
+
+    def measure_lag(self, now_ms: Callable[[], int]) -> int:
+        """How far the exchange's clock is behind ``now_ms`` (ms; 0 when it is ahead or has no time endpoint)."""
+        if not self.has("fetchTime"):
+            return 0
+        try:
+            before = now_ms()
+            server = self.run(self.call("fetch_time", lambda: self.exchange.fetch_time()))
+            skew = int(server) - (before + now_ms()) // 2
+        except (TradegraphError, TypeError, ValueError) as exc:
+            log.warning("%s: server time unavailable (%s); assuming the clocks agree", self.exchange_id, exc)
+            return 0
+        if abs(skew) > 1000:
+            log.warning("%s's clock is %+.1f s from this machine's", self.exchange_id, skew / 1000)
+        return max(0, -skew)
 
     def has(self, capability: str) -> bool:
         return bool(self.exchange.has.get(capability))

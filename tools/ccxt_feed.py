@@ -117,9 +117,16 @@ class CcxtFeed:
         except BaseException:
             self.session.close()
             raise
+        self.lag_ms = self.session.measure_lag(clock.now_ms)
+        """How far the exchange's clock is behind ours: a candle is closed once both clocks are past its close
+        (with a lagging exchange, its "closed" candle may still be the open one, served with partial values)."""
         self.streaming = self.cfg.websocket and self.session.has("watchOHLCV")
         if self.streaming:
             self._start_watchers()
+
+    def _now(self) -> int:
+        """Now as far as both clocks agree (the earlier of ours and the exchange's)."""
+        return self.clock.now_ms() - self.lag_ms
 
     # --- the Feed protocol --------------------------------------------------------------------------
     def snapshot(self, symbol: str, timeframe: str, candle_time: int) -> Snapshot:
@@ -150,7 +157,7 @@ class CcxtFeed:
 
     # --- snapshots ----------------------------------------------------------------------------------
     async def _snapshot(self, symbol: str, t: int) -> Snapshot:
-        tf, now = self._tf, self.clock.now_ms()
+        tf, now = self._tf, self._now()
         if t % tf:
             raise DataError(f"{to_iso(t)} is not a {self.timeframe} candle open time")
         if t + tf > now:
@@ -175,7 +182,7 @@ class CcxtFeed:
             symbol=symbol,
             timeframe=self.timeframe,
             candle_time=t,
-            as_of=now,
+            as_of=self.clock.now_ms(),
             window=window,
             missing_before=(t - previous) // tf - 1,
             book=book,
@@ -337,7 +344,7 @@ class CcxtFeed:
         """Take every streamed candle but the newest (still open) whose close the clock has passed."""
         state = self._state[symbol]
         rows = sorted(check_rows(list(candles), f"{self.exchange} {symbol} {self.timeframe} stream"))
-        now = self.clock.now_ms()
+        now = self._now()
         label = f"{self.exchange} {symbol} {self.timeframe} stream"
         if rows:
             state.stream_newest = rows[-1][0]

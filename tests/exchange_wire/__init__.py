@@ -56,7 +56,7 @@ import ccxt
 import ccxt.pro
 
 from tests.exchange_wire import binance, coinbase, kraken
-from tests.exchange_wire.clock import ManualClock
+from tests.exchange_wire.clock import LaggingClock, ManualClock
 from tests.exchange_wire.market_data import Book, Candle, RecordedMarket
 from tests.exchange_wire.responder import Fault, Reply, Request, Responder, UnroutedRequest
 from tests.exchange_wire.ws_server import BinanceStreamServer
@@ -72,6 +72,7 @@ __all__ = [
     "Candle",
     "FakeExchange",
     "Fault",
+    "LaggingClock",
     "ManualClock",
     "RecordedMarket",
     "Reply",
@@ -113,7 +114,7 @@ class FakeExchange:
     def __init__(
         self,
         exchange_id: str,
-        clock: ManualClock,
+        clock: ManualClock | LaggingClock,
         market: RecordedMarket | None = None,
         websocket: bool = False,
     ) -> None:

@@ -56,7 +56,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     session, clock = open_exchange_session(settings)  # exchange id, symbols and timeframe checked here
     try:
-        now = clock.now_ms()
+        now = clock.now_ms() - session.measure_lag(clock.now_ms)  # a lagging exchange's open candle stays out
         if since_ms >= now:
             raise ConfigError(f"--since {args.since} is in the future")
         downloader = CandleDownloader(session, args.out, settings.timeframe, args.format, now)
