@@ -225,7 +225,7 @@ def build_live(
         settings.symbols,
         settings.timeframe,
         clock,
-        settle_delay_ms=int(settings.feed.settle_delay_s * 1000),
+        settle_delay_ms=int(settings.feed.settle_delay_s * 1000) + feed.lag_ms,  # a lagging exchange closes later
         max_catch_up=settings.feed.max_catch_up,
         iterations=iterations,
     )
