@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from infra.redact import redact_url
+from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, WithoutFlatInflux
+from infra.logging_setup import redact_text
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
 from tools.risk_gate import RiskLimits
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -116,7 +118,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            FlatInfluxEnvSource(settings_cls),
+            WithoutFlatInflux(dotenv_settings),
+        ]
         path = _CONFIG_FILE.get()
         if path is not None:
             sources.append(_FileSource(settings_cls, path))
@@ -141,17 +148,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def redacted_config(settings: Settings) -> dict[str, Any]:
-    """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
-    data = settings.model_dump(mode="json")
-    data["journal"] = redact_url(data["journal"])
-    redacted: dict[str, Any] = _redact_keys(data)
+    """The settings as journaled: secret-named keys are masked, and so is any password or token in a URL."""
+    redacted: dict[str, Any] = _redact_keys(settings.model_dump(mode="json"))
     return redacted
 
 
 def _redact_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "***" if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
+        return {k: ("***" if v is not None else None)
+                if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_redact_keys(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
