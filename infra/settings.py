@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    metrics_host: str = Field(default="127.0.0.1", description="address --metrics-port binds; 0.0.0.0 in containers")
 
     @field_validator("symbols", mode="before")
     @classmethod

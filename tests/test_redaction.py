@@ -75,12 +75,13 @@ def test_no_secret_leaves_a_run_with_password_urls(
 def test_no_secret_leaves_a_failing_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     journal = f"postgresql://trader:{PG_PASSWORD}@127.0.0.1:1/nowhere"
     influx = f"http://trader:{INFLUX_PASSWORD}@127.0.0.1:1/?token={INFLUX_TOKEN}"
+    log = ["--log-format", "json", "--log-level", "debug"]
+    lite = str(tmp_path / "j.sqlite")
     try:
         codes = [
-            main(["--log-format", "json", "--log-level", "debug", "db", "upgrade", "--journal", journal]),
-            main(["--log-format", "json", "--log-level", "debug", "run", "--journal", journal, "--no-progress"]),
-            main(["--log-format", "json", "--log-level", "debug", "run", "--influx", influx, "--no-progress",
-                  "--journal", str(tmp_path / "j.sqlite")]),  # fmt: skip
+            main([*log, "db", "upgrade", "--journal", journal]),
+            main([*log, "run", "--journal", journal, "--no-progress"]),
+            main([*log, "run", "--influx", influx, "--no-progress", "--journal", lite]),
         ]
         out, err = capsys.readouterr()
     finally:

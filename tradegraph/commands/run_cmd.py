@@ -16,7 +16,8 @@ def register(sub: SubParsers) -> None:
     run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
+                     "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
@@ -36,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
-        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+        port = metrics.serve(args.metrics_port, settings.metrics_host)  # a port in use fails before the journal
     sink = None
     try:
         sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
@@ -50,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     console = Console(stderr=True)
     if metrics is not None:
-        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+        console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
     if sink is not None:
         console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
     console.print(
