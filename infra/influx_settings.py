@@ -24,7 +24,7 @@ class InfluxSettings(BaseModel):
     org: str = "tradegraph"
     bucket: str = "tradegraph"
     token: SecretStr | None = Field(default=None, description="API token (sent as `Authorization: Token ...`)")
-    batch_size: int = Field(default=1000, ge=1, le=100_000, description="points per write request")
+    batch_size: int = Field(default=1000, ge=1, le=100_000, description="queued writes (one per decision) per request")
     flush_interval_ms: int = Field(default=1000, ge=10, description="a partial batch is written after this long")
     max_retries: int = Field(default=3, ge=0, le=20, description="retries of a failed batch (5xx, 429, network)")
     max_retry_time_ms: int = Field(default=30_000, ge=0, description="give up on a batch after this long")
