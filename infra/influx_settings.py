@@ -81,21 +81,7 @@ class FlatInfluxEnvSource(PydanticBaseSettingsSource):
         return {"influx": values} if values else {}
 
 
-class WithoutFlatInflux(PydanticBaseSettingsSource):
-    """Another source (the ``.env`` one) minus the flat influx names, which it would reject as unknown."""
-
-    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
-        super().__init__(inner.settings_cls)
-        self.inner = inner
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.inner().items() if not _is_flat_name(k)}
-
-
-def _is_flat_name(key: str) -> bool:
+def is_flat_name(key: str) -> bool:
     upper = key.upper()
     return upper.startswith(FLAT_PREFIX) and not upper.startswith(FLAT_PREFIX + "_")
 
@@ -104,7 +90,7 @@ def _section_values(env: Any) -> dict[str, Any]:
     fields = InfluxSettings.model_fields
     out: dict[str, Any] = {}
     for key, value in env.items():
-        if value is None or not _is_flat_name(key):
+        if value is None or not is_flat_name(key):
             continue
         name = key.upper().removeprefix(FLAT_PREFIX).lower()
         if name in fields:

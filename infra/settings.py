@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, WithoutFlatInflux
+from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
 from infra.logging_setup import redact_text
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -48,6 +48,24 @@ class _FileSource(PydanticBaseSettingsSource):
         if not isinstance(data, dict):
             raise ConfigError(f"config file {self.path} must hold a table of settings")
         return data
+
+
+class _DotenvForTradegraph(PydanticBaseSettingsSource):
+    """The ``.env`` source minus what is not ours: variables without the TRADEGRAPH_ prefix (the same file
+    configures docker compose: POSTGRES_PASSWORD, ...) and the flat influx names (read by their own source).
+    An unknown TRADEGRAPH_ name is still an error."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {k: v for k, v in self.inner().items()
+                if k in fields or (k.lower().startswith("tradegraph_") and not is_flat_name(k))}  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -123,7 +141,7 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             FlatInfluxEnvSource(settings_cls),
-            WithoutFlatInflux(dotenv_settings),
+            _DotenvForTradegraph(dotenv_settings),
         ]
         path = _CONFIG_FILE.get()
         if path is not None:

@@ -221,7 +221,9 @@ def test_an_unreachable_influx_at_start_is_one_clear_error(tmp_path: Path, capsy
 
 def test_influx_settings_from_flat_and_nested_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("TRADEGRAPH_INFLUX_ORG=from-dotenv\nTRADEGRAPH_INFLUX_BUCKET=from-dotenv\n")
+    (tmp_path / ".env").write_text(  # the same file also configures docker compose: its variables are not ours
+        "TRADEGRAPH_INFLUX_ORG=from-dotenv\nTRADEGRAPH_INFLUX_BUCKET=from-dotenv\nPOSTGRES_PASSWORD=pw\n"
+    )
     monkeypatch.setenv("TRADEGRAPH_INFLUX_URL", "http://influx:8086")
     monkeypatch.setenv("TRADEGRAPH_INFLUX_TOKEN", SECRET_TOKEN)
     monkeypatch.setenv("TRADEGRAPH_INFLUX_BUCKET", "from-env")
@@ -239,6 +241,9 @@ def test_influx_settings_from_flat_and_nested_environment(monkeypatch: pytest.Mo
     monkeypatch.delenv("TRADEGRAPH_INFLUX_URL")
     monkeypatch.delenv("TRADEGRAPH_INFLUX_TOKEN")
     assert not load_settings().influx.enabled and redacted_config(load_settings())["influx"]["token"] is None
+    (tmp_path / ".env").write_text("TRADEGRAPH_JURNAL=typo.sqlite\n")
+    with pytest.raises(ConfigError, match="invalid setting tradegraph_jurnal"):  # our own typos still fail
+        load_settings()
 
 
 @pytest.mark.parametrize("url", ["ftp://h:1", "http://", "influx:8086", "http://h:99999"])
