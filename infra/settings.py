@@ -6,6 +6,7 @@ Nested sections use ``__`` in the environment, e.g. TRADEGRAPH_LIMITS__MAX_DRAWD
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from contextvars import ContextVar
 from datetime import date
@@ -16,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
-from infra.logging_setup import redact_text
+from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
 from tools.risk_gate import RiskLimits
@@ -25,6 +26,7 @@ from tools.signal_fusion import FusionConfig
 from tools.technical_analysis import TAConfig
 from tools.timeframes import timeframe_ms
 
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("tradegraph_config_file", default=None)
 
 
@@ -179,6 +181,6 @@ def _redact_keys(value: Any) -> Any:
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_redact_keys(v) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
+    if isinstance(value, str) and _URL.match(value):
+        return redact_url(value)
     return value
