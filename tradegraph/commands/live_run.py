@@ -51,7 +51,7 @@ class DecisionPrinter:
 
 def run_live(args: argparse.Namespace, settings: Settings) -> int:
     from tradegraph.commands.run_cmd import print_summary
-    from tradegraph.composition import build_live
+    from tradegraph.composition import build_live, open_influx_sink
 
     for flag, value in (("--start", args.start), ("--end", args.end), ("--data", args.data_dir)):
         if value is not None:
@@ -70,12 +70,16 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
-        metrics.serve(args.metrics_port)
+        metrics.serve(args.metrics_port, settings.metrics_host)
     printer = DecisionPrinter(console)
-    observers: list[Any] = [printer] + ([metrics] if metrics is not None else [])
+    sink = None
     try:
+        sink = open_influx_sink(settings, metrics)
+        observers: list[Any] = [o for o in (printer, metrics, sink) if o is not None]
         job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers)
     except BaseException:
+        if sink is not None:
+            sink.close()
         if metrics is not None:
             metrics.close()
         raise
@@ -107,6 +111,8 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
         requests = f"{feed.session.requests} ({feed.session.retries} retried)"
     finally:
         job.close()
+        if sink is not None:
+            sink.close()
         if metrics is not None:
             metrics.close()
     print_summary(summary.model_dump(), settings)
