@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graph.distributed_replay import replay_candles  # noqa: E402
+from infra.job_scheduler import JobScheduler  # noqa: E402
 from infra.pg_job_store import libpq_url  # noqa: E402
-from infra.scheduler import Scheduler  # noqa: E402
 from infra.settings import Settings, load_settings  # noqa: E402
 from tradegraph.composition import (  # noqa: E402
     distributed_bus,
@@ -93,7 +93,7 @@ def _replay(settings: Settings, run_id: str, store: object, bus: object) -> tupl
     start, end = time_range(settings)
     candles = replay_candles(feed, settings.symbols, settings.timeframe, start, end)
     start_distributed_run(settings, store, run_id, "bench")
-    scheduler = Scheduler(bus, store, run_id, settings.symbols, settings.timeframe)  # type: ignore[arg-type]
+    scheduler = JobScheduler(bus, store, run_id, settings.symbols, settings.timeframe)  # type: ignore[arg-type]
     total = sum(len(s) for _t, s in candles)
     done = threading.Event()
 

@@ -45,7 +45,7 @@ from infra.job_store import DuplicateDecision, JobStore
 from infra.journal import DecisionRecord, PortfolioPoint
 from tools.errors import DataError, JournalError
 from tools.feed import Feed
-from tools.market import Snapshot
+from tools.market import OrderBook, Snapshot
 from tools.paper_broker import Bar, PaperBroker, PaperBrokerConfig
 from tools.paper_state import dump_broker, load_broker
 from tools.risk_gate import RiskLimits
@@ -69,10 +69,13 @@ class SharedAccount:
         self.cfg = cfg
         self.current = PaperBroker(cfg)
         self.bookkeeping: dict[str, Any] = {}
+        self._book: tuple[str, OrderBook] | None = None
 
     def lock(self) -> PortfolioView:
         state = self.store.lock_account(self.run_id)
         self.current = load_broker(self.cfg, state)
+        if self._book is not None:  # the decision's book: an order placed now fills against it
+            self.current.observe_book(*self._book)
         self.bookkeeping = {"settled": state.get("settled", {}), "points": state.get("points")}
         return self.current.portfolio_view()
 
@@ -87,6 +90,13 @@ class SharedAccount:
 
     def on_candle(self, bar: Bar) -> list[Fill]:
         raise JournalError("a shared account is settled through its store, in the job of the candle")
+
+    def observe_book(self, symbol: str, book: OrderBook) -> None:
+        self._book = (symbol, book)
+        self.current.observe_book(symbol, book)
+
+    def forget_book(self) -> None:
+        self._book = None
 
     def portfolio_view(self) -> PortfolioView:
         return self.current.portfolio_view()
@@ -259,6 +269,9 @@ class DistributedSession:
             self.store.mark_published(did)
             return Processed(JobResult.DECIDED, did, "invalid", waited_s=waited)
         ctx.account.current = settlement.broker
+        ctx.account.forget_book()
+        if snap.book is not None:
+            ctx.account.observe_book(snap.symbol, snap.book)
         portfolio = settlement.broker.portfolio_view()
         try:
             state = ctx.graph.invoke({"decision_id": did, "snapshot": snap, "portfolio": portfolio, "timings": {}})

@@ -52,7 +52,7 @@ class DistributedMetrics(SessionMetrics):
     def job_retried(self, reason: str) -> None:
         self.job_retries.labels(reason).inc()
 
-    # --- infra.scheduler.SchedulerMetrics -----------------------------------------------------------------
+    # --- infra.job_scheduler.SchedulerMetrics -----------------------------------------------------------------
     def jobs_published(self, n: int) -> None:
         self.published.inc(n)
 

@@ -1,128 +1,77 @@
-"""The scheduler of distributed runs: one decision job per symbol at each candle close.
+"""The candle-close schedule of live sessions: at each close, one snapshot (or the reason there is none) per symbol.
 
-Live: at every close of the timeframe (plus a short delay for the exchange to publish the candle) it
-publishes the jobs of every candle that closed since its watermark, oldest first, and moves the watermark
-(in the journal database) only after the broker confirmed a candle's jobs. After downtime it therefore
-catches up the missed candles (at most ``max_catch_up``) and never schedules a candle twice; a crash between
-the confirms and the watermark update publishes that candle's jobs again, which workers ack as duplicates
-(the decision key is unique in the journal).
+At start the last closed candle is due at once; then the schedule sleeps until ``settle_delay`` after the
+next close (exchanges finish a candle a moment after its close). After downtime (a slow fetch, a laptop
+asleep) the closes missed meanwhile are caught up, oldest first, at most ``max_catch_up`` of them.
 
-Replay: the jobs of every recorded candle in [start, end) (``graph.distributed_replay.replay_candles``), in the
-order of a single-process replay, for benchmarks and tests.
-
-Each job names the previous scheduled candle and its job count; workers start a candle only once the
-previous one is fully decided (see ``graph.distributed``).
+A symbol whose snapshot cannot be built does not stop the schedule: it yields a ``SnapshotUnavailable``
+with the reason (``invalid`` for data that failed validation, ``error`` for a fetch that failed), which
+the session journals as that key's decision.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
 
-from infra.bus import Bus
-from infra.bus_messages import BusMessage, DecisionJob
-from infra.job_store import JobStore
 from tools.candle_clock import due_candles, next_close
-from tools.timeframes import timeframe_ms, to_iso
-
-log = logging.getLogger("tradegraph.scheduler")
-
-
-class SchedulerMetrics(Protocol):
-    def jobs_published(self, n: int) -> None: ...
-    def watermark(self, candle_time: int) -> None: ...
+from tools.clock import Clock
+from tools.errors import DataError
+from tools.feed import Feed
+from tools.market import Snapshot, SnapshotUnavailable
 
 
-class Scheduler:
+class CandleSchedule:
     def __init__(
         self,
-        bus: Bus,
-        store: JobStore,
-        run_id: str,
+        feed: Feed,
         symbols: Sequence[str],
         timeframe: str,
-        *,
-        metrics: SchedulerMetrics | None = None,
-        batch: int = 256,
+        clock: Clock,
+        settle_delay_ms: int = 2000,
+        max_catch_up: int = 3,
+        iterations: int | None = None,
     ) -> None:
-        self.bus = bus
-        self.store = store
-        self.run_id = run_id
+        if iterations is not None and iterations < 1:
+            raise ValueError("iterations must be at least 1")
+        self.feed = feed
         self.symbols = list(symbols)
         self.timeframe = timeframe
-        self.metrics = metrics
-        self.batch = batch
-        self.published = 0
+        self.clock = clock
+        self.settle_delay_ms = settle_delay_ms
+        self.max_catch_up = max_catch_up
+        self.iterations = iterations
+        self.closes = 0
+        self.watermark: int | None = None
 
-    def _jobs(self, t: int, symbols: Sequence[str], after: int | None, expect: int) -> list[BusMessage]:
-        return [
-            DecisionJob(run_id=self.run_id, symbol=s, timeframe=self.timeframe, candle_time=t, after=after,
-                        expect=expect).to_bus()
-            for s in symbols
-        ]  # fmt: skip
+    def __iter__(self) -> Iterator[Snapshot | SnapshotUnavailable]:
+        while self.iterations is None or self.closes < self.iterations:
+            settled = self.clock.now_ms() - self.settle_delay_ms
+            due = due_candles(self.watermark, settled, self.timeframe, self.max_catch_up)
+            if not due:
+                self.clock.sleep_until(next_close(settled, self.timeframe) + self.settle_delay_ms)
+                continue
+            for t in due:
+                if self.iterations is not None and self.closes >= self.iterations:
+                    return
+                for symbol in self.symbols:
+                    yield self.snapshot(symbol, t)
+                self.watermark = t
+                self.closes += 1
 
-    def _send(self, messages: list[BusMessage]) -> None:
-        self.bus.publish(messages)
-        self.published += len(messages)
-        if self.metrics:
-            self.metrics.jobs_published(len(messages))
+    def snapshot(self, symbol: str, t: int) -> Snapshot | SnapshotUnavailable:
+        try:
+            return self.feed.snapshot(symbol, self.timeframe, t)
+        except DataError as exc:
+            return self._unavailable(symbol, t, "invalid", str(exc))
+        except Exception as exc:  # network down, exchange errors, a bug in a parser: journal it and go on
+            return self._unavailable(symbol, t, "error", f"{type(exc).__name__}: {exc}")
 
-    def publish_replay(self, candles: Iterable[tuple[int, list[str]]]) -> int:
-        """Publish the jobs of recorded candles, in order, confirmed in batches; the number of jobs."""
-        buffer: list[BusMessage] = []
-        after: int | None = None
-        expect = 0
-        count = 0
-        for t, symbols in candles:
-            buffer += self._jobs(t, symbols, after, expect)
-            after, expect = t, len(symbols)
-            count += len(symbols)
-            if len(buffer) >= self.batch:
-                self._send(buffer)
-                buffer = []
-        if buffer:
-            self._send(buffer)
-        return count
-
-    def tick(self, now_ms: int, max_catch_up: int) -> list[int]:
-        """Publish every candle due at ``now_ms`` after the watermark; the candle times scheduled."""
-        watermark = self.store.watermark(self.run_id, self.timeframe)
-        due = due_candles(watermark, now_ms, self.timeframe, max_catch_up)
-        if watermark is not None and due and due[0] > watermark + timeframe_ms(self.timeframe):
-            missed = (due[0] - watermark) // timeframe_ms(self.timeframe) - 1
-            log.warning("%d candles closed while the scheduler was down are beyond the catch-up limit (%d): "
-                        "not scheduled", missed, max_catch_up, extra={"fields": {"run_id": self.run_id}})  # fmt: skip
-        after = watermark
-        for t in due:
-            self._send(self._jobs(t, self.symbols, after, len(self.symbols) if after is not None else 0))
-            self.store.set_watermark(self.run_id, self.timeframe, t)
-            if self.metrics:
-                self.metrics.watermark(t)
-            log.info("scheduled %s", to_iso(t), extra={"fields": {"run_id": self.run_id, "jobs": len(self.symbols)}})
-            after = t
-        return due
-
-    def run_live(
-        self,
-        stop: threading.Event,
-        *,
-        max_catch_up: int,
-        close_delay_s: float,
-        once: bool = False,
-        clock: Callable[[], int] = lambda: int(time.time() * 1000),
-    ) -> int:
-        """Schedule at every candle close until ``stop`` is set (or once); the number of jobs published.
-
-        A candle counts as closed ``close_delay_s`` after its close time, giving the exchange time to publish it."""
-        delay_ms = int(close_delay_s * 1000)
-        while not stop.is_set():
-            now = clock() - delay_ms
-            self.tick(now, max_catch_up)
-            if once:
-                break
-            wake = next_close(now, self.timeframe) + delay_ms
-            stop.wait(max(0.0, (wake - clock()) / 1000))
-        return self.published
+    def _unavailable(self, symbol: str, t: int, outcome: str, reason: str) -> SnapshotUnavailable:
+        return SnapshotUnavailable(
+            symbol=symbol,
+            timeframe=self.timeframe,
+            candle_time=t,
+            as_of=self.clock.now_ms(),
+            outcome=outcome,
+            reason=reason,
+        )

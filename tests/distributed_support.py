@@ -29,8 +29,8 @@ import pytest
 
 from graph.distributed_replay import replay_candles
 from graph.worker import Worker, WorkerTally
+from infra.job_scheduler import JobScheduler
 from infra.pg_job_store import libpq_url
-from infra.scheduler import Scheduler
 from infra.settings import Settings, load_settings
 from tests.services import AMQP_URL, unavailable
 from tradegraph.composition import (
@@ -118,7 +118,7 @@ def schedule_replay(settings: Settings, run_id: str, duplicate: bool = False) ->
     bus = distributed_bus(settings, "test-scheduler")
     try:
         start_distributed_run(settings, store, run_id, "paper-distributed")
-        scheduler = Scheduler(bus, store, run_id, settings.symbols, settings.timeframe)
+        scheduler = JobScheduler(bus, store, run_id, settings.symbols, settings.timeframe)
         total = scheduler.publish_replay(candles)
         if duplicate:
             scheduler.publish_replay(candles)

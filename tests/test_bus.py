@@ -35,7 +35,7 @@ from infra.rabbitmq_bus import RabbitBus
 from infra.settings import load_settings
 from tests.distributed_support import amqp_available, delete_amqp
 from tests.services import AMQP_URL
-from tools.market import Snapshot
+from tools.market import OrderBook, Snapshot
 from tools.paper_broker import PaperBroker
 from tools.paper_state import dump_broker, load_broker
 from tools.trade_types import Fill, Order, Side
@@ -107,12 +107,16 @@ def test_paper_account_state_round_trips_exactly_through_json() -> None:
     settings = load_settings(start=date(2024, 1, 1), end=date(2024, 1, 20))
     feed = open_feed(settings)
     broker, original = PaperBroker(settings.paper), PaperBroker(settings.paper)
-    copies = 0
+    copies = booked = 0
     for i, snap in enumerate(feed.snapshots(settings.symbols, "1h", *time_range(settings))):
         for b in (broker, original):
             b.on_candle(bar_of(snap))
             b.take_order_updates()
-            if i % 40 == 7:  # positions and pending orders to carry over
+            if i % 40 == 7:  # positions, pending orders and the books they fill against, to carry over
+                if i % 80 == 7:
+                    p = snap.last_close
+                    b.observe_book(snap.symbol, OrderBook(snap.symbol, snap.as_of, ((p * 0.999, 0.05), (p * 0.998, 5.0)),
+                                                          ((p * 1.001, 0.05), (p * 1.002, 5.0))))  # fmt: skip
                 b.submit(Order(client_order_id=f"o{i}", decision_id=f"d{i}", symbol=snap.symbol, side=Side.BUY,
                                quantity=0.1 if snap.symbol == "BTC/USDT" else 2.0, reference_price=snap.last_close,
                                submitted_at=snap.as_of, stop_loss=snap.last_close * 0.97,
@@ -124,7 +128,8 @@ def test_paper_account_state_round_trips_exactly_through_json() -> None:
             assert state["settled"] == {"X": i} and encode_state(dump_broker(broker, {"settled": {"X": i}})) == text
             copies += 1
         assert broker.portfolio_view() == original.portfolio_view() and broker.equity() == original.equity()
-    assert copies > 10 and broker.fees_paid == original.fees_paid > 0
+        booked = max(booked, len(original._order_books))
+    assert copies > 10 and broker.fees_paid == original.fees_paid > 0 and booked > 0
     with pytest.raises(ValueError, match="version"):
         load_broker(settings.paper, {"v": 99})
 

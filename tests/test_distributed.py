@@ -19,7 +19,7 @@ from graph.worker import Worker
 from infra.bus import MemoryBus
 from infra.bus_messages import TOPICS, DecisionJob, decode_job
 from infra.distributed_metrics import DistributedMetrics
-from infra.scheduler import Scheduler
+from infra.job_scheduler import JobScheduler
 from tests.distributed_support import (
     Stack,
     WorkerProcess,
@@ -214,7 +214,7 @@ def test_live_scheduler_catches_up_after_downtime_without_duplicates(stack: Stac
     try:
         start_distributed_run(settings, store, "live", "paper-live")
         metrics = DistributedMetrics()
-        scheduler = Scheduler(bus, store, "live", settings.symbols, "1h", metrics=metrics)
+        scheduler = JobScheduler(bus, store, "live", settings.symbols, "1h", metrics=metrics)
         t0 = day_start_ms(day("2024-01-02"))
         assert scheduler.tick(t0 + 60_000, max_catch_up=24) == [t0 - HOUR]  # first start: the last closed candle
         assert scheduler.tick(t0 + 30 * 60_000, max_catch_up=24) == []  # same candle again: nothing
@@ -223,7 +223,7 @@ def test_live_scheduler_catches_up_after_downtime_without_duplicates(stack: Stac
         assert metrics.registry.get_sample_value("tradegraph_jobs_published_total") == 12
         assert metrics.registry.get_sample_value("tradegraph_schedule_watermark_seconds") == (t0 + 4 * HOUR) / 1000
         # a restarted scheduler (new process, same run) resumes from the watermark in PostgreSQL
-        again = Scheduler(bus, store, "live", settings.symbols, "1h")
+        again = JobScheduler(bus, store, "live", settings.symbols, "1h")
         assert again.tick(t0 + 5 * HOUR + 10, max_catch_up=24) == []
         assert again.tick(t0 + 40 * HOUR, max_catch_up=3) == [t0 + (37 + i) * HOUR for i in range(3)]  # capped
         # the live loop: a candle counts as closed close_delay_s after its close
@@ -304,7 +304,7 @@ def test_in_process_bus_runs_scheduler_and_workers_in_one_process(stack: Stack) 
         from tradegraph.composition import open_feed, time_range
 
         candles = replay_candles(open_feed(settings), settings.symbols, "1h", *time_range(settings))
-        total = Scheduler(bus, store, "mem", settings.symbols, "1h").publish_replay(candles)
+        total = JobScheduler(bus, store, "mem", settings.symbols, "1h").publish_replay(candles)
         from graph.distributed import DistributedSession
 
         stop = threading.Event()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from tools.market import OrderBook
 from tools.paper_broker import PaperBroker, PaperBrokerConfig, _Position
 from tools.trade_types import Order
 
@@ -40,8 +41,21 @@ def dump_broker(broker: PaperBroker, extra: dict[str, Any] | None = None) -> dic
         "order_times": list(broker.order_times),
         "fees_paid": broker.fees_paid,
         "realized_pnl": broker.realized_pnl,
+        "books": {s: _book(b) for s, b in broker._books.items()},
+        "order_books": {oid: _book(b) for oid, b in broker._order_books.items()},
+        "book_used": dict(broker._book_used),
         **(extra or {}),
     }
+
+
+def _book(book: OrderBook) -> dict[str, Any]:
+    return {"symbol": book.symbol, "timestamp": book.timestamp, "bids": book.bids, "asks": book.asks}
+
+
+def _unbook(raw: dict[str, Any]) -> OrderBook:
+    levels = ("bids", "asks")
+    bids, asks = (tuple((float(p), float(q)) for p, q in raw[side]) for side in levels)
+    return OrderBook(symbol=raw["symbol"], timestamp=raw["timestamp"], bids=bids, asks=asks)
 
 
 def load_broker(cfg: PaperBrokerConfig, state: dict[str, Any]) -> PaperBroker:
@@ -66,4 +80,7 @@ def load_broker(cfg: PaperBrokerConfig, state: dict[str, Any]) -> PaperBroker:
     broker.order_times = deque(state["order_times"])
     broker.fees_paid = state["fees_paid"]
     broker.realized_pnl = state["realized_pnl"]
+    broker._books = {s: _unbook(b) for s, b in state.get("books", {}).items()}
+    broker._order_books = {oid: _unbook(b) for oid, b in state.get("order_books", {}).items()}
+    broker._book_used = dict(state.get("book_used", {}))
     return broker

@@ -38,7 +38,7 @@ def register(sub: SubParsers) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from graph.distributed_replay import finish_replay, replay_candles
-    from infra.scheduler import Scheduler
+    from infra.job_scheduler import JobScheduler
     from tradegraph.commands.run_cmd import print_summary
     from tradegraph.composition import (
         distributed_bus,
@@ -70,7 +70,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         bus = distributed_bus(settings, name)
         run_id = args.run_id or (new_run_id() if replay else f"live-{settings.exchange}-{settings.timeframe}")
         start_distributed_run(settings, store, run_id, "paper-distributed" if replay else "paper-live")
-        scheduler = Scheduler(bus, store, run_id, settings.symbols, settings.timeframe, metrics=metrics)
+        scheduler = JobScheduler(bus, store, run_id, settings.symbols, settings.timeframe, metrics=metrics)
         where = f" · metrics on http://127.0.0.1:{port}/metrics" if port is not None else ""
         print(f"[PAPER] run {run_id} · {', '.join(settings.symbols)} {settings.timeframe} · jobs to "
               f"{settings.bus.jobs_queue} on {bus.display_url} · journal {store.display_url}{where}",
