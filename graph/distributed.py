@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from graph import nodes
 from graph.observer import SessionObserver
@@ -190,6 +190,13 @@ def settle(
     return Settlement(broker, fills, True)
 
 
+class RunContexts(Protocol):
+    """The runs a worker serves: their contexts by run id (UnknownRun for none), and closing what they hold."""
+
+    def __call__(self, run_id: str) -> RunContext: ...
+    def close(self) -> None: ...
+
+
 class JobResult(StrEnum):
     DECIDED = "decided"
     DUPLICATE = "duplicate"
@@ -225,7 +232,7 @@ class DistributedSession:
     def __init__(
         self,
         store: JobStore,
-        contexts: Callable[[str], RunContext],
+        contexts: RunContexts,
         observers: Sequence[SessionObserver] = (),
         barrier_wait_s: float = 10.0,
     ) -> None:

@@ -2,8 +2,8 @@
 
 - A job that cannot be read (unknown message version, malformed) is rejected to the dead-letter queue.
 - A job of an unknown run is rejected the same way (a scheduler creates the run before publishing).
-- Database or bus trouble (``StoreUnavailable``, ``BusError``) retries the job from its start with backoff for
-  up to ``retry_seconds``, then hands it back to the queue; every step of a job is idempotent, so a retry
+- Database, bus or exchange trouble (``StoreUnavailable``, ``BusError``, ``ExchangeTemporaryError``) retries
+  the job from its start with backoff for up to ``retry_seconds``, then hands it back to the queue; every step of a job is idempotent, so a retry
   after an ambiguous failure (a COMMIT whose answer was lost) is safe.
 - A job whose previous candle is not decided within the barrier wait goes back to the queue.
 """
@@ -21,6 +21,7 @@ from infra import failpoints
 from infra.bus import Bus, BusError, Delivery
 from infra.bus_messages import MessageError, decode_job
 from infra.job_store import StoreUnavailable, UnknownRun
+from tools.errors import ExchangeTemporaryError
 from tools.timeframes import to_iso
 
 log = logging.getLogger("tradegraph.worker")
@@ -104,7 +105,7 @@ class Worker:
             except UnknownRun as exc:
                 self._reject(delivery, str(exc), "unknown_run")
                 return
-            except (StoreUnavailable, BusError) as exc:
+            except (StoreUnavailable, BusError, ExchangeTemporaryError) as exc:
                 if self.metrics:
                     self.metrics.job_retried(type(exc).__name__)
                 if time.monotonic() + delay > deadline or (stop is not None and stop.is_set()):
@@ -148,7 +149,10 @@ class Worker:
         try:
             self.bus.close()
         finally:
-            self.session.store.close()
+            try:
+                self.session.contexts.close()
+            finally:
+                self.session.store.close()
 
     def _requeue(self, delivery: Delivery) -> None:
         self.tally.requeued += 1

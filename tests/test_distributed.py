@@ -356,3 +356,39 @@ def test_live_schedule_once_from_the_command_line_decides_a_candle_without_data_
     run_threads_until_decided(settings, "live-cli", 1, n=1)
     [row] = decision_rows(stack.pg_url, "live-cli")
     assert row["outcome"] == "invalid" and row["reason"].startswith("no_data: no BTC/USDT 1h candle at")
+
+
+def test_a_live_run_on_exchange_data_is_decided_by_the_workers(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose feed is the exchange (ccxt's real binance class behind the wire-level fake, on a manual
+    clock): the live scheduler's jobs are decided on the exchange's candles, not on recorded files."""
+    import tradegraph.composition as composition
+    from tests.exchange_wire import FakeExchange, ManualClock
+
+    t_close = 1723161600000  # 2024-08-09T00:00, inside the fake's recorded market
+    clock = ManualClock(t_close + 10_000)
+    fake = FakeExchange("binance", clock, websocket=False)
+    monkeypatch.setattr(composition, "live_clock", lambda: clock)
+    monkeypatch.setattr(composition, "exchange_factory", lambda: fake.factory)
+    monkeypatch.setenv("TRADEGRAPH_FEED__CCXT__RETRY_BASE_DELAY_S", "0")
+    settings = stack.settings(feed={"source": "ccxt", "ccxt": {"websocket": False}})
+    store = open_job_store(settings, "test")
+    bus = distributed_bus(settings, "test")
+    try:
+        start_distributed_run(settings, store, "live-ccxt", "paper-live")
+        scheduler = JobScheduler(bus, store, "live-ccxt", settings.symbols, "1h")
+        assert scheduler.tick(clock.now_ms() - 5_000, max_catch_up=3) == [t_close - HOUR]
+        clock.advance(HOUR)
+        assert scheduler.tick(clock.now_ms() - 5_000, max_catch_up=3) == [t_close]
+    finally:
+        bus.close()
+        store.close()
+    try:
+        run_threads_until_decided(settings, "live-ccxt", 4, n=2)
+    finally:
+        fake.close()
+    rows = decision_rows(stack.pg_url, "live-ccxt")
+    assert sorted((r["symbol"], r["candle_time"]) for r in rows) == [
+        (s, t) for s in ("BTC/USDT", "ETH/USDT") for t in (t_close - HOUR, t_close)
+    ]
+    assert all(r["outcome"] not in ("invalid", "error") and r["window_length"] == settings.window for r in rows)
+    assert fake.responder.count(r"/api/v3/klines") > 0

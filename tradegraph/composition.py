@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -155,7 +155,8 @@ def build_replay(
 
 # --- the bus and distributed runs --------------------------------------------------------------------------
 STRATEGY_FIELDS = ("exchange", "symbols", "timeframe", "window", "reasoner", "ta", "fusion", "risk", "limits", "paper")
-"""What a distributed run's scheduler journals and its workers decide with (the run's strategy)."""
+"""What a distributed run's scheduler journals and its workers decide with (the run's strategy); the run's
+``feed`` section also travels (where the workers read market data: recorded files or the exchange)."""
 
 
 def open_bus(settings: Settings, name: str = "tradegraph") -> Bus:
@@ -216,6 +217,8 @@ def start_distributed_run(settings: Settings, store: Any, run_id: str, mode: str
     row: dict[str, Any] = store.create_run(run, initial)
     stored = row["config"]
     differ = [k for k in STRATEGY_FIELDS if stored.get(k) != config.get(k)]
+    if (stored.get("feed") or {}).get("source", "recorded") != settings.feed.source:
+        differ.append("feed.source")
     if differ:
         raise ConfigError(
             f"run {run_id} already exists with other settings ({', '.join(differ)}); choose another --run"
@@ -224,41 +227,62 @@ def start_distributed_run(settings: Settings, store: Any, run_id: str, mode: str
 
 
 def run_settings(config: dict[str, Any], local: Settings) -> Settings:
-    """A worker decides a run's jobs with the run's journaled strategy and its own data directory."""
-    return load_settings(**{k: config[k] for k in STRATEGY_FIELDS if k in config}, data_dir=local.data_dir,
+    """A worker decides a run's jobs with the run's journaled strategy and feed, and its own data directory."""
+    return load_settings(**{k: config[k] for k in (*STRATEGY_FIELDS, "feed") if k in config}, data_dir=local.data_dir,
                          journal=local.journal, bus_url=local.bus_url)  # fmt: skip
 
 
-def run_contexts(settings: Settings, store: Any, bus: Bus) -> Callable[[str], Any]:
-    """Per run id (cached): the graph with the locked gate, the shared account, the feed, the publisher."""
-    from graph.distributed import JobJournal, RunContext, SharedAccount, locked_risk_gate
-    from infra.job_store import UnknownRun
+class WorkerRuns:
+    """The runs a worker serves, built once per run id: the graph with the locked gate, the shared account,
+    the feed (recorded files, or the exchange through ccxt for a live run) and the bus publisher."""
 
-    cache: dict[str, RunContext] = {}
-    feeds: dict[tuple[Path, str, int], RecordedFeed] = {}  # loaded files are shared by the runs a worker serves
+    def __init__(self, settings: Settings, store: Any, bus: Bus) -> None:
+        self.settings, self.store, self.bus = settings, store, bus
+        self._runs: dict[str, Any] = {}
+        self._feeds: dict[tuple[Any, ...], Any] = {}  # shared by the runs that read the same data
 
-    def context(run_id: str) -> RunContext:
-        if run_id in cache:
-            return cache[run_id]
-        config = store.run_config(run_id)
-        if config is None:
-            raise UnknownRun(f"job for unknown run {run_id!r}: no scheduler created it in {store.display_url}")
-        s = run_settings(config, settings)
-        key = (s.data_dir or bundled_data_dir(), s.exchange, s.window)
-        feed = feeds.setdefault(key, RecordedFeed(*key))
+    def _feed(self, s: Settings) -> Any:
+        if s.feed.source == "ccxt":
+            key: tuple[Any, ...] = ("ccxt", s.exchange, tuple(s.symbols), s.timeframe, s.window)
+            if key not in self._feeds:  # exchange, symbols and timeframe are checked against its markets
+                self._feeds[key] = open_ccxt_feed(s)
+            return self._feeds[key]
+        key = ("recorded", s.data_dir or bundled_data_dir(), s.exchange, s.window)
+        feed = self._feeds.setdefault(key, RecordedFeed(*key[1:]))
         for symbol in s.symbols:  # a worker with the wrong data must fail, not journal "no data" decisions
             feed.series(symbol, s.timeframe)
+        return feed
+
+    def __call__(self, run_id: str) -> Any:
+        from graph.distributed import JobJournal, RunContext, SharedAccount, locked_risk_gate
+        from infra.job_store import UnknownRun
+
+        if run_id in self._runs:
+            return self._runs[run_id]
+        config = self.store.run_config(run_id)
+        if config is None:
+            raise UnknownRun(f"job for unknown run {run_id!r}: no scheduler created it in {self.store.display_url}")
+        s = run_settings(config, self.settings)
+        feed = self._feed(s)
         limits = s.limits
         if not limits.allowed_symbols:
             limits = limits.model_copy(update={"allowed_symbols": frozenset(s.symbols)})
-        account = SharedAccount(store, run_id, s.paper)
+        account = SharedAccount(self.store, run_id, s.paper)
         deps = GraphDeps(ta=s.ta, reasoner=make_reasoner(s), risk=s.risk, limits=limits, broker=account,
-                         journal=JobJournal(store, account), run_id=run_id)  # fmt: skip
+                         journal=JobJournal(self.store, account), run_id=run_id)  # fmt: skip
         graph = build_graph(deps, replace={"risk_gate": partial(locked_risk_gate, limits=limits, account=account)})
-        cache[run_id] = RunContext(run_id, graph, account, feed, s.paper, BusPublisher(bus, run_id))
-        return cache[run_id]
+        self._runs[run_id] = RunContext(run_id, graph, account, feed, s.paper, BusPublisher(self.bus, run_id))
+        return self._runs[run_id]
 
-    return context
+    def close(self) -> None:
+        for feed in self._feeds.values():
+            close = getattr(feed, "close", None)
+            if close is not None:
+                close()
+
+
+def run_contexts(settings: Settings, store: Any, bus: Bus) -> WorkerRuns:
+    return WorkerRuns(settings, store, bus)
 
 
 def build_worker(settings: Settings, metrics: Any = None) -> Any:
