@@ -311,14 +311,7 @@ class DistributedSession:
 
     def _wait_for_previous(self, job: DecisionJob) -> bool:
         assert job.after is not None
-        deadline = time.monotonic() + self.barrier_wait_s
-        delay = 0.002
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
-            if self.store.decisions_at(job.run_id, job.after) >= job.expect:
-                return True
-        return False
+        return self.store.wait_for_decisions(job.run_id, job.after, job.expect, self.barrier_wait_s)
 
     def _republish(self, ctx: RunContext, job: DecisionJob, did: str, snap: Snapshot | None) -> None:
         if ctx.publisher is None:

@@ -43,6 +43,7 @@ from tools.errors import JournalError
 from tools.trade_types import Fill, Order
 
 T = TypeVar("T")
+NOTIFY_CHANNEL = "tradegraph_decided"
 # psycopg logs what it ignores while cleaning up a lost connection, as plain text; the store reports the loss
 # itself (StoreUnavailable, then the worker's structured warning), so those lines are silenced.
 logging.getLogger("psycopg").setLevel(logging.CRITICAL + 1)
@@ -184,6 +185,7 @@ class PgJobStore:
         self._locked = False
         self._published: list[str] = []
         self._connected_once = False
+        self._listening = False
         self.reconnects = 0
         try:
             self._connection()
@@ -206,6 +208,7 @@ class PgJobStore:
         if self._connected_once:
             self.reconnects += 1
         self._connected_once = True
+        self._listening = False
         return self._conn
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
@@ -263,11 +266,31 @@ class PgJobStore:
         assert row is not None
         return JobStatus(bool(row[0]), bool(row[1]), int(row[2]))
 
-    def decisions_at(self, run_id: str, candle_time: int) -> int:
-        row = self._run(lambda c: c.execute(
-            "SELECT count(*) FROM decisions WHERE run_id = %s AND candle_time = %s", (run_id, candle_time)).fetchone())  # fmt: skip
-        assert row is not None
-        return int(row[0])
+    def wait_for_decisions(self, run_id: str, candle_time: int, count: int, timeout: float) -> bool:
+        """Wait until ``count`` decisions of ``candle_time`` are journaled (True) or ``timeout`` passes (False).
+
+        Woken by the NOTIFY every decision commit sends, so a waiting worker starts the moment the previous
+        candle is complete; a re-check every half second bounds the wait should a notification be missed."""
+        deadline = time.monotonic() + timeout
+        sql = "SELECT count(*) FROM decisions WHERE run_id = %s AND candle_time = %s"
+
+        def run(c: psycopg.Connection[Any]) -> bool:
+            if not self._listening:
+                c.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._listening = True
+            for _stale in c.notifies(timeout=0):  # what arrived while not waiting
+                pass
+            while True:
+                row = c.execute(sql, (run_id, candle_time)).fetchone()
+                if row is not None and row[0] >= count:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for _notice in c.notifies(timeout=min(left, 0.5), stop_after=1):
+                    break
+
+        return self._run(run)
 
     def begin_job(
         self, run_id: str, decision_id: str, after: int | None, expect: int, lock: bool
@@ -362,6 +385,7 @@ class PgJobStore:
         def run(c: psycopg.Connection[Any]) -> bool:
             with c.pipeline():
                 cur = c.execute(_DECIDE, args)
+                c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, record.run_id))  # wakes waiting workers
                 if locked:
                     c.execute("COMMIT")  # a duplicate wrote nothing (every write depends on the decision's insert)
             row = cur.fetchone()
