@@ -193,14 +193,14 @@ def run_threads_until_decided(settings: Settings, run_id: str, total: int, n: in
 class WorkerProcess:
     """A real `tradegraph worker` process, its stderr kept for failure messages."""
 
-    def __init__(self, stack: Stack, name: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, stack: Stack, name: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.name = name
         self._final = ""
         self.log = open(  # noqa: SIM115 - closed in stop()
             Path(os.environ.get("TMPDIR", "/tmp")) / f"{stack.exchange}-{name}.log", "w+"
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tradegraph", "--log-format", "json", "--log-level", "info", "worker"],
+            [sys.executable, "-m", "tradegraph", "--log-format", "json", "--log-level", "info", "worker", *args],
             env=env or stack.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
 

@@ -246,7 +246,10 @@ def test_live_scheduler_catches_up_after_downtime_without_duplicates(stack: Stac
 def test_schedule_and_worker_commands_with_json_logs(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    worker = WorkerProcess(stack, "w1")
+    from tests.private_services import free_port
+
+    port = free_port()
+    worker = WorkerProcess(stack, "w1", args=("--metrics-port", str(port)))
     proc = worker.proc
     try:
         monkeypatch.setenv("TRADEGRAPH_BUS__EXCHANGE", stack.exchange)
@@ -261,6 +264,9 @@ def test_schedule_and_worker_commands_with_json_logs(
         lines = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
         decided_lines = [x for x in lines if x.get("message", "").startswith("job decided")]
         assert len(decided_lines) == 24 and all(x["decision_id"].startswith("d-") for x in decided_lines)
+        assert f"metrics on http://127.0.0.1:{port}/metrics" in worker.output()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'tradegraph_jobs_total{result="decided"} 24.0' in text
     finally:
         worker.stop()
     assert proc.returncode == 0  # SIGTERM: the current job finishes, then a clean exit

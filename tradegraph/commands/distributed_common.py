@@ -17,20 +17,22 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", help="postgresql:// URL of the journal (default: TRADEGRAPH_JOURNAL)")
     p.add_argument("--bus", help="amqp://user:password@host/vhost (default: TRADEGRAPH_BUS_URL)")
     p.add_argument("--config", type=Path, help="TOML or JSON settings file")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT "
+                   "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     # also accepted after the command name, for service definitions that put every flag there
     p.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS, help="log lines on stderr")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
 
 
-def start_metrics(port: int | None) -> tuple[DistributedMetrics | None, int | None]:
-    """The metrics (and the bound port) when --metrics-port is given; a port in use fails before anything runs."""
+def start_metrics(port: int | None, host: str) -> tuple[DistributedMetrics | None, str | None]:
+    """The metrics (and their URL) when --metrics-port is given, served on ``host`` (``metrics_host``, 0.0.0.0
+    in containers); a port in use fails before anything runs."""
     if port is None:
         return None, None
     if not 0 <= port <= 65535:
         raise ConfigError(f"--metrics-port {port} is not a port number")
     metrics = DistributedMetrics()
-    return metrics, metrics.serve(port)
+    return metrics, f"http://{host}:{metrics.serve(port, host)}/metrics"
 
 
 @contextlib.contextmanager

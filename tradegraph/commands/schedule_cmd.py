@@ -62,7 +62,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         start_ms, end_ms = time_range(settings)
         feed.check_range(settings.symbols, settings.timeframe, start_ms, end_ms)
         candles = replay_candles(feed, settings.symbols, settings.timeframe, start_ms, end_ms)
-    metrics, port = start_metrics(args.metrics_port)
+    metrics, metrics_url = start_metrics(args.metrics_port, settings.metrics_host)
     name = process_name("scheduler")
     store = bus = None
     try:
@@ -71,7 +71,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         run_id = args.run_id or (new_run_id() if replay else f"live-{settings.exchange}-{settings.timeframe}")
         start_distributed_run(settings, store, run_id, "paper-distributed" if replay else "paper-live")
         scheduler = JobScheduler(bus, store, run_id, settings.symbols, settings.timeframe, metrics=metrics)
-        where = f" · metrics on http://127.0.0.1:{port}/metrics" if port is not None else ""
+        where = f" · metrics on {metrics_url}" if metrics_url is not None else ""
         print(f"[PAPER] run {run_id} · {', '.join(settings.symbols)} {settings.timeframe} · jobs to "
               f"{settings.bus.jobs_queue} on {bus.display_url} · journal {store.display_url}{where}",
               file=sys.stderr)  # fmt: skip

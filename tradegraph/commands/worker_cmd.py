@@ -29,7 +29,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if value is not None and value <= 0:
             raise ConfigError(f"--{flag.replace('_', '-')} must be positive")
     settings = load_settings(args.config, journal=args.journal, bus_url=args.bus, data_dir=args.data_dir)
-    metrics, port = start_metrics(args.metrics_port)
+    metrics, metrics_url = start_metrics(args.metrics_port, settings.metrics_host)
     with stop_on_signals() as stop:  # from here on SIGTERM means: finish the current job, then exit 0
         try:
             worker = build_worker(settings, metrics)
@@ -37,7 +37,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if metrics is not None:
                 metrics.close()
             raise
-        where = f" · metrics on http://127.0.0.1:{port}/metrics" if port is not None else ""
+        where = f" · metrics on {metrics_url}" if metrics_url is not None else ""
         print(f"worker {worker.name}: jobs from {settings.bus.jobs_queue} on {worker.bus.display_url} · "
               f"journal {worker.session.store.display_url}{where}", file=sys.stderr, flush=True)  # fmt: skip
         try:
