@@ -93,6 +93,21 @@ def _process_cpu(pid: int) -> float:
     return (float(stat[11]) + float(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _services_cpu() -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL and RabbitMQ server processes (they serve other work too)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if raw[raw.index("(") + 1 : raw.rindex(")")] in ("postgres", "beam.smp"):
+                stat = raw.rsplit(")", 1)[1].split()
+                out[int(entry.name)] = (float(stat[11]) + float(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _wait(what: str, ok: object, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not ok():  # type: ignore[operator]
@@ -124,9 +139,12 @@ def _replay(settings: Settings, run_id: str, store: object, bus: object) -> tupl
 
 
 class Measured:
-    def __init__(self, decisions: int, seconds: float, workers_cpu: float, machine_cpu: float, load: float) -> None:
+    def __init__(
+        self, decisions: int, seconds: float, workers_cpu: float, services_cpu: float, machine_cpu: float, load: float
+    ) -> None:
         self.decisions, self.seconds = decisions, seconds
         self.workers_cores = workers_cpu / seconds  # cores the worker processes used
+        self.services_cores = services_cpu / seconds  # PostgreSQL and RabbitMQ (theirs serve others too)
         self.machine_cores = machine_cpu / seconds  # cores busy on the whole machine (everyone's work)
         self.load = load
 
@@ -148,10 +166,11 @@ def measure(workers: int, days: int, symbols: list[str], env: dict[str, str], ta
         _replay(warm, f"warmup-{tag}", store, bus)
         first = date(2024, 3, 1)
         run = base.model_copy(update={"start": first, "end": first + timedelta(days=days - 1)})
-        cpu0, (busy0, _t0) = sum(_process_cpu(p.pid) for p in procs), _machine_busy()
+        cpu0, svc0, (busy0, _t0) = sum(_process_cpu(p.pid) for p in procs), _services_cpu(), _machine_busy()
         decisions, seconds = _replay(run, f"bench-{tag}", store, bus)
-        cpu1, (busy1, _t1) = sum(_process_cpu(p.pid) for p in procs), _machine_busy()
-        return Measured(decisions, seconds, cpu1 - cpu0, busy1 - busy0, os.getloadavg()[0])
+        cpu1, svc1, (busy1, _t1) = sum(_process_cpu(p.pid) for p in procs), _services_cpu(), _machine_busy()
+        services = sum(v - svc0.get(pid, 0.0) for pid, v in svc1.items())
+        return Measured(decisions, seconds, cpu1 - cpu0, services, busy1 - busy0, os.getloadavg()[0])
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -217,8 +236,9 @@ def main() -> None:
     )
     for n, r, m in ((1, r1, m1), (2, r2, m2)):
         print(
-            f"  {n} worker{'s' if n > 1 else ' '}: {r:7.1f} decisions/s ({m.seconds:.2f} s); the workers used "
-            f"{m.workers_cores:.2f} cores, the whole machine {m.machine_cores:.2f} (load average {m.load:.1f})"
+            f"  {n} worker{'s' if n > 1 else ' '}: {r:7.1f} decisions/s ({m.seconds:.2f} s); cores used: workers "
+            f"{m.workers_cores:.2f}, PostgreSQL + RabbitMQ {m.services_cores:.2f}, whole machine "
+            f"{m.machine_cores:.2f} (load average {m.load:.1f})"
         )
     print(f"  ratio    : {r2 / r1:.2f}x (target 1.7x on 2 cores)")
     print(
