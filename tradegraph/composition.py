@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.reasoner import Reasoner
 from agents.rules_reasoner import RulesReasoner
@@ -19,10 +19,15 @@ from infra.journal import JournalStore
 from infra.redact import is_postgres_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
+from tools.broker import Broker
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
 from tools.timeframes import day_start_ms
+from tradegraph.execution_cli import Execution
+
+if TYPE_CHECKING:
+    from tools.ccxt_broker import Reconciliation
 
 
 def bundled_data_dir() -> Path:
@@ -46,6 +51,78 @@ def make_reasoner(settings: Settings) -> Reasoner:
     if settings.reasoner == "rules":
         return RulesReasoner(settings.fusion)
     raise ConfigError(f"unknown reasoner {settings.reasoner!r}")  # pragma: no cover - Literal guards it
+
+
+# --- execution: the broker a session sends its orders to ----------------------------------------------
+
+
+def exchange_client_factory() -> Any:
+    """How exchange brokers build their synchronous ccxt instance, ``factory(exchange_id, config)`` (tests
+    replace this function with a wire-level fake)."""
+    from tools.ccxt_broker import create_exchange
+
+    return create_exchange
+
+
+def broker_clock() -> tuple[Any, Any]:
+    """``(now_ms, sleep)`` of exchange brokers (tests replace them with a manual clock)."""
+    return (lambda: int(time.time() * 1000)), time.sleep
+
+
+def open_broker(
+    settings: Settings, execution: Execution, journal: JournalStore, run_id: str
+) -> tuple[Broker, dict[str, Any]]:
+    """The broker of the execution mode, and what the run's config records about it (``execution``).
+
+    For an exchange mode: the exchange is checked (id, keys, symbols listed, one quote currency), the
+    journal's history of this exchange account is reconciled with the exchange, and the reconciliation's
+    changes (fills, status updates, adopted orders) and report are journaled, before any decision."""
+    if execution.mode == "paper":
+        return PaperBroker(settings.paper), {"broker": "paper", "mode": "paper"}
+    from tools.ccxt_broker import CcxtBroker, select_venue
+    from tools.reconcile import JournalOrder
+
+    if settings.limits.allow_short:
+        raise ConfigError("the ccxt broker trades spot, long only: set limits.allow_short = false")
+    credentials = execution.credentials
+    config: dict[str, Any] = {"timeout": settings.live.request_timeout_ms}
+    if credentials is not None:
+        config.update(credentials.ccxt_config())
+    exchange = select_venue(exchange_client_factory()(settings.exchange, config), execution.mode)
+    now_ms, sleep = broker_clock()
+    broker = CcxtBroker(exchange, settings.symbols, settings.live, execution.mode, now_ms=now_ms, sleep=sleep,
+                        secrets=credentials.values() if credentials else ())  # fmt: skip
+    history = [JournalOrder(**row) for row in journal.account_orders(settings.exchange, execution.mode)]
+    point = journal.account_portfolio(settings.exchange, execution.mode)
+    recon = broker.start(history, point, point["peak_equity"] if point else None)
+    record_reconciliation(journal, run_id, settings.timeframe, recon)
+    info = {"broker": "ccxt", "mode": execution.mode, "exchange": settings.exchange,
+            "reconciliation": recon.report.model_dump(mode="json")}  # fmt: skip
+    return broker, info
+
+
+def record_reconciliation(journal: JournalStore, run_id: str, timeframe: str, recon: Reconciliation) -> None:
+    """Journal what a start-up reconciliation changed: fills found, statuses, and adopted orders (each with
+    a decision of outcome "adopted" in this run, since the journal had none for it)."""
+    from infra.journal import DecisionRecord
+    from tools.errors import JournalError
+
+    journal.record_fills(recon.fills)
+    for order in recon.changed:
+        journal.record_order(order)
+    for order in recon.adopted:
+        record = DecisionRecord(
+            id=order.decision_id, run_id=run_id, symbol=order.symbol, timeframe=timeframe,
+            candle_time=order.submitted_at, as_of=order.submitted_at, outcome="adopted",
+            reason=f"reconciliation: {order.note}", action=None, inputs_hash="-",
+            window_start=order.submitted_at, window_end=order.submitted_at, window_length=0,
+            order=order.model_dump(mode="json"),
+        )  # fmt: skip
+        try:
+            journal.record_decision(record, order)
+        except JournalError:  # the decision is journaled (its order row was not): keep it, add the order
+            journal.record_order(order)
+    journal.flush()
 
 
 @dataclass

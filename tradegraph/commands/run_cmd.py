@@ -10,6 +10,7 @@ from infra.settings import Settings
 from tools.errors import ConfigError
 from tools.timeframes import to_iso
 from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
+from tradegraph.execution_cli import add_execution_flags, banner, resolve_execution
 
 
 def register(sub: SubParsers) -> None:
@@ -18,6 +19,7 @@ def register(sub: SubParsers) -> None:
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
     run.set_defaults(handler=cmd_run)
+    add_execution_flags(run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -27,6 +29,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tradegraph.composition import build_replay
 
     settings = market_settings(args, journal=args.journal)
+    if resolve_execution(args, settings).mode != "paper":
+        raise ConfigError("a replay of recorded candles trades on paper only: exchange orders need live market data")
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -45,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if metrics is not None:
         console.print(f"metrics on http://127.0.0.1:{port}/metrics")
     console.print(
-        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
+        f"{banner('paper', settings.exchange)} · {', '.join(settings.symbols)} {settings.timeframe} · "
         f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
     )
     total = job.snapshot_count()
