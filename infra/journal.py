@@ -28,7 +28,7 @@ class DecisionRecord(BaseModel):
     candle_time: int
     as_of: int
     outcome: str
-    """invalid | skipped | hold | no_order | denied | ordered"""
+    """invalid | skipped | hold | no_order | denied | ordered | rejected (by the broker) | adopted (reconciliation)"""
     reason: str
     action: str | None
     inputs_hash: str

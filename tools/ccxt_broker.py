@@ -160,6 +160,7 @@ class CcxtBroker:
         self._snapshot: dict[str, tuple[float, float]] = {}
         self._delta: dict[str, list[float]] = {}
         self._balances_at: int | None = None
+        self._filled_since_refresh = False
         self.marks: dict[str, float] = {}
         self.book: dict[str, _Position] = {}
         self.peak_equity = 0.0
@@ -514,6 +515,7 @@ class CcxtBroker:
         self.fees_paid += fee
         self.realized_pnl += realized - fee
         self._settle_balance(t, quantity, price, fee)
+        self._filled_since_refresh = True
         slippage = (price / o.reference_price - 1) * 10_000 * o.side.sign if o.reference_price > 0 else 0.0
         fill = Fill(
             client_order_id=o.client_order_id, decision_id=o.decision_id, symbol=o.symbol, side=o.side,
@@ -566,7 +568,8 @@ class CcxtBroker:
             self._poll(t)
             if t.order.client_order_id in self.active and t.confirmed and t.candles >= self.cfg.order_ttl_candles:
                 self._cancel(t, f"unfilled after {t.candles} candle(s)")
-        self._refresh_balances(at=bar.close_time)  # the exchange's holdings (after fees) before any exit
+        # the exchange's holdings (after fees, which local estimates miss) before any exit
+        self._refresh_balances(at=bar.close_time, force=self._filled_since_refresh)
         self._check_exits(bar)
         self.peak_equity = max(self.peak_equity, self.equity())
         while self.order_times and bar.close_time - self.order_times[0] >= HOUR_MS:
@@ -675,6 +678,7 @@ class CcxtBroker:
             return
         self._delta = {}
         self._balances_at = at
+        self._filled_since_refresh = False
 
     def _balance(self, currency: str) -> tuple[float, float]:
         free, used = self._snapshot.get(currency, (0.0, 0.0))
