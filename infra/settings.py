@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+_KEY_NAMES = {"exchange_api_key", "exchange_api_secret", "exchange_api_password"}
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from every source; ``overrides`` (the CLI flags that were given) win."""
     token = _CONFIG_FILE.set(config_file)
@@ -133,6 +136,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
+        if where.lower().removeprefix("tradegraph_") in _KEY_NAMES:
+            raise ConfigError(
+                f"API keys are read from the environment only, never from files: remove {where} from .env or --config"
+            ) from None
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}: {message}") from None
     finally:

@@ -214,7 +214,7 @@ def test_restart_reconciles_an_order_filled_while_away(
     assert row["status"] == "filled"
     assert rig.creates() == 1 and len(rig.on_exchange(placed.client_order_id)) == 1
     assert broker.portfolio_view().positions[SYMBOL].quantity == pytest.approx(0.01, rel=0.002)
-    again, info = restart(rig, journal, monkeypatch, "run-3")  # a second restart finds nothing new
+    _, info = restart(rig, journal, monkeypatch, "run-3")  # a second restart finds nothing new
     assert info["reconciliation"]["orders"] == [] and rig.creates() == 1
 
 

@@ -8,7 +8,8 @@ Paper is the default everywhere. Orders reach an exchange only with an explicit 
   AND API keys from the environment. Missing any of them is one error line naming what is missing.
 
 Keys are read from the process environment only (``TRADEGRAPH_EXCHANGE_API_KEY``, ``..._SECRET``, and
-``..._PASSWORD`` for exchanges that need one), never from a file, and are never printed.
+``..._PASSWORD`` for exchanges that need one), never from a file (the settings refuse them in .env or a
+config file), and are never printed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
@@ -50,25 +50,10 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def keys_in_file(path: Path) -> list[str]:
-    """The API key variables a dotenv file sets (they must come from the environment, not a file)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    found = []
-    for line in text.splitlines():
-        name = line.strip().removeprefix("export ").split("=", 1)[0].strip()
-        if name in KEY_VARS and "=" in line:
-            found.append(name)
-    return found
-
-
 def resolve_execution(
     args: argparse.Namespace,
     settings: Settings,
     environ: Mapping[str, str] | None = None,
-    dotenv: Path = Path(".env"),
 ) -> Execution:
     """The execution mode the flags, settings and environment allow; ConfigError names what is missing."""
     env = os.environ if environ is None else environ
@@ -85,10 +70,6 @@ def resolve_execution(
     mode: Mode = modes[0]  # type: ignore[assignment]
     if broker == "paper":
         raise ConfigError(f"--{mode} sends orders to the exchange: it does not go with --broker paper")
-    in_file = keys_in_file(dotenv)
-    if in_file:
-        raise ConfigError(f"API keys are read from the environment only, never from files: remove {', '.join(in_file)} "
-                          f"from {dotenv}")  # fmt: skip
     from tools.ccxt_broker import needs_password
 
     missing = []
