@@ -70,7 +70,7 @@ def test_modes_an_exchange_does_not_have_are_refused(
 def test_unknown_exchange_id() -> None:
     from tools.ccxt_broker import create_exchange
 
-    with pytest.raises(ConfigError, match="unknown exchange 'krakn'.*did you mean kraken"):
+    with pytest.raises(ConfigError, match=r"unknown exchange 'krakn'.*did you mean kraken"):
         create_exchange("krakn", {})
 
 
