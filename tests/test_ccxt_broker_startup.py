@@ -168,3 +168,20 @@ def test_account_history_in_postgres(pg_url: str) -> None:
         check_history(journal)
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("exchange_id", ["binance", "coinbase", "kraken"])
+def test_an_unjournaled_order_a_day_old_is_still_adopted(
+    exchange_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig(exchange_id)
+    journal = SqliteJournal(tmp_path / "j.sqlite")
+    placed = rig.broker().submit(order(7, 0.01, rig.mark()))  # never journaled
+    rig.clock.advance(30 * 3_600_000)  # 42 h into the 72 h lookback: Binance lists a day at a time
+    (sim,) = rig.on_exchange(placed.client_order_id)
+    rig.engine.execute(sim, "0.01")
+    _, info = open_broker(rig, journal, monkeypatch)
+    assert [o["finding"] for o in info["reconciliation"]["orders"]] == ["adopted"]
+    decision = journal.get_decision(placed.decision_id)
+    assert decision is not None and decision["orders"][0]["status"] == "filled"
+    assert rig.creates() == 1

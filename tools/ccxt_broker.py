@@ -294,7 +294,7 @@ class CcxtBroker:
         since = now - int(self.cfg.reconcile_lookback_hours * HOUR_MS)
         for symbol in self.symbols:
             try:
-                recent = self.venue.recent_orders(symbol, since)
+                recent = self.venue.recent_orders(symbol, since, now)
             except (ExchangeTemporaryError, ExchangePermanentError) as exc:
                 report.notes.append(f"could not list {symbol}'s recent orders to adopt: {exc}")
                 continue
@@ -413,7 +413,9 @@ class CcxtBroker:
                 last = exc
                 failure = classify(exc)
                 if failure in (Failure.PERMANENT, Failure.NOT_FOUND):
-                    if attempt > 1:  # e.g. Binance refuses a resent client id of an order it has: look first
+                    # Binance refuses a client id an open order has ("Duplicate order sent.", an InvalidOrder
+                    # to ccxt): after an earlier attempt, or when it says so, the order may be there: look
+                    if attempt > 1 or "duplicate" in str(exc).lower():
                         found = self._lookup_once(t)
                         if found is not None:
                             return found

@@ -26,6 +26,7 @@ from tools.exchange_errors import Backoff, Failure, Redactor, classify, describe
 T = TypeVar("T")
 log = logging.getLogger("tradegraph.broker")
 Sleep = Callable[[float], None]
+DAY_MS = 86_400_000
 
 
 class OrderUnknown(Exception):
@@ -198,10 +199,12 @@ class Venue:
             )
         return found
 
-    def recent_orders(self, symbol: str, since: int) -> list[dict[str, Any]]:
-        """The symbol's open orders and the orders since ``since`` (any status), newest state per id."""
-        if self.id == "binance":
-            listed = self.call("fetch_orders", lambda: self.exchange.fetch_orders(symbol, since))
+    def recent_orders(self, symbol: str, since: int, until: int) -> list[dict[str, Any]]:
+        """The symbol's open orders and the orders from ``since`` to ``until`` (any status), newest state per id."""
+        if self.id == "binance":  # allOrders answers at most 24 hours from startTime: ask day by day
+            listed: list[dict[str, Any]] = []
+            for start in range(since, until + 1, DAY_MS):
+                listed += self._orders_between(symbol, start, min(start + DAY_MS - 1, until))
             listed += self.call("fetch_open_orders", lambda: self.exchange.fetch_open_orders(symbol))
         else:
             listed = self._listed(symbol, since, None, None)
@@ -210,6 +213,12 @@ class Venue:
             if order.get("id"):
                 by_id[str(order["id"])] = order
         return list(by_id.values())
+
+    def _orders_between(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]:
+        orders: list[dict[str, Any]] = self.call(
+            "fetch_orders", lambda: self.exchange.fetch_orders(symbol, start, None, {"endTime": end})
+        )
+        return orders
 
     def cumulative_fee(self, raw: dict[str, Any], symbol: str, since: int) -> float | None:
         """The order's cumulative fee in the quote currency, or None when unknown."""

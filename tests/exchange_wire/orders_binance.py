@@ -154,8 +154,15 @@ def attach_orders(responder: Responder, engine: MatchingEngine) -> None:
     def all_orders(params: dict[str, str]) -> list[dict[str, Any]]:
         rules = engine.rules_for(params.get("symbol", ""))
         since = int(params["startTime"]) if "startTime" in params else None
+        until = int(params["endTime"]) if "endTime" in params else None
+        if since is not None and until is not None and until - since > 24 * 3_600_000:
+            return error(-1127, "More than 24 hours between startTime and endTime.")
+        if since is not None and until is None:
+            until = since + 24 * 3_600_000
         limit = int(params.get("limit", "500"))
-        return [order_json(o) for o in engine.orders_of(rules, since)][:limit]
+        listed = [o for o in engine.orders_of(rules) if (since is None or o.created >= since)
+                  and (until is None or o.created <= until)]  # fmt: skip
+        return [order_json(o) for o in listed][:limit]
 
     def my_trades(params: dict[str, str]) -> list[dict[str, Any]]:
         rules = engine.rules_for(params.get("symbol", ""))
