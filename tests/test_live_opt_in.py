@@ -127,9 +127,9 @@ def test_an_exchange_with_key_passwords_asks_for_one(monkeypatch: pytest.MonkeyP
     from tools.errors import ConfigError
 
     with pytest.raises(ConfigError, match="TRADEGRAPH_EXCHANGE_API_PASSWORD"):
-        resolve_execution(args, load_settings(exchange="kucoin"), environ=env)
+        resolve_execution(args, load_settings(exchange="okx"), environ=env)
     env["TRADEGRAPH_EXCHANGE_API_PASSWORD"] = "pw-1234"
-    execution = resolve_execution(args, load_settings(exchange="kucoin"), environ=env)
+    execution = resolve_execution(args, load_settings(exchange="okx"), environ=env)
     assert execution.mode == "sandbox" and execution.credentials is not None
     assert execution.credentials.password is not None
 
@@ -164,3 +164,14 @@ def test_the_banner_says_the_mode_loudly() -> None:
     live = banner("live", "kraken")
     assert "LIVE TRADING" in live and "REAL ORDERS WITH REAL FUNDS on kraken" in live and "on red" in live
     assert mode_line("live", "kraken").startswith("LIVE") and mode_line("paper", "x").startswith("PAPER")
+
+
+def test_a_mode_the_exchange_lacks_is_refused_before_anything_else() -> None:
+    args = build_parser().parse_args(["run", "--sandbox"])
+    from tools.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="kraken has no sandbox/testnet in ccxt"):
+        resolve_execution(args, load_settings(exchange="kraken"), environ={})
+    args = build_parser().parse_args(["run", "--demo"])
+    with pytest.raises(ConfigError, match="coinbase has no demo trading environment"):
+        resolve_execution(args, load_settings(exchange="coinbase"), environ={})

@@ -77,15 +77,25 @@ def needs_password(exchange_id: str) -> bool:
     return bool(getattr(ccxt, exchange_id)().requiredCredentials.get("password"))
 
 
+def check_venue(exchange: Any, mode: str) -> None:
+    """ConfigError when the exchange has no environment for ``mode`` in ccxt (sandbox/testnet, demo)."""
+    if mode == "sandbox" and not exchange.urls.get("test"):
+        raise ConfigError(f"{exchange.id} has no sandbox/testnet in ccxt: use --live or paper trading")
+    if mode == "demo" and not exchange.urls.get("demo"):
+        raise ConfigError(f"{exchange.id} has no demo trading environment in ccxt: use --sandbox or --live")
+
+
+def check_mode(exchange_id: str, mode: str) -> None:
+    check_exchange_id(exchange_id)
+    check_venue(getattr(ccxt, exchange_id)(), mode)
+
+
 def select_venue(exchange: Any, mode: VenueMode) -> Any:
     """Point the instance at the exchange's sandbox/testnet or demo environment (ConfigError when it has none)."""
+    check_venue(exchange, mode)
     if mode == "sandbox":
-        if not exchange.urls.get("test"):
-            raise ConfigError(f"{exchange.id} has no sandbox/testnet in ccxt: use --live or paper trading")
         exchange.set_sandbox_mode(True)
     elif mode == "demo":
-        if not exchange.urls.get("demo"):
-            raise ConfigError(f"{exchange.id} has no demo trading environment in ccxt: use --sandbox or --live")
         exchange.enable_demo_trading(True)
     return exchange
 

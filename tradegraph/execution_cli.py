@@ -70,8 +70,10 @@ def resolve_execution(
     mode: Mode = modes[0]  # type: ignore[assignment]
     if broker == "paper":
         raise ConfigError(f"--{mode} sends orders to the exchange: it does not go with --broker paper")
-    from tools.ccxt_broker import needs_password
+    from tools.ccxt_broker import check_mode, needs_password
 
+    if mode != "live":
+        check_mode(settings.exchange, mode)
     missing = []
     if mode == "live" and not settings.live.enabled:
         missing.append("the setting live.enabled = true (TRADEGRAPH_LIVE__ENABLED=1)")
