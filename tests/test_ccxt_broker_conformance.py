@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.sqlite_journal import SqliteJournal
-from tests.ccxt_rig import SYMBOL, Rig, journal_order, journal_run, make_rig, order
+from tests.ccxt_rig import SYMBOL, T0, Rig, journal_order, journal_run, make_rig, order
 from tests.exchange_wire import EXCHANGES, Fault
 from tests.exchange_wire.orders import CREATE_PATH, credentials_for
 from tools.ccxt_broker import CcxtBrokerConfig
@@ -273,3 +273,32 @@ def test_restart_marks_a_journal_order_the_exchange_never_got_as_lost(
     assert journal.get_decision(placed.decision_id)["orders"][0]["status"] == "lost"  # type: ignore[index]
     assert rig.creates() == creates and not rig.on_exchange(placed.client_order_id)
     assert broker.portfolio_view().pending == {}
+
+
+def test_restart_while_the_exchange_is_down_verifies_later(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite")
+    journal_run(journal, "run-1", rig.exchange_id, rig.mode)
+    kept = rig.broker().submit(order(16, 0.01, rig.mark()))
+    journal_order(journal, "run-1", kept)
+    gone = rig.broker().submit(order(17, 0.01, rig.mark(), at=T0 + 1))
+    journal_order(journal, "run-1", gone)
+    rig.engine.forget(rig.on_exchange(gone.client_order_id)[0])
+    # at start-up the exchange answers for markets and balances but not for orders
+    order_paths = {"binance": r"/api/v3/(order|allOrders|openOrders)",
+                   "coinbase": r"/api/v3/brokerage/orders/historical/.*",
+                   "kraken": r"/0/private/(OpenOrders|ClosedOrders)"}  # fmt: skip
+    rig.fake.responder.inject(Fault.NETWORK_DOWN, times=None, path=order_paths[rig.exchange_id])
+    broker, info = restart(rig, journal, monkeypatch)
+    rig.fake.responder.clear_faults()
+    findings = {o["client_order_id"]: o["finding"] for o in info["reconciliation"]["orders"]}
+    assert findings == {kept.client_order_id: "unverified", gone.client_order_id: "unverified"}
+    assert broker.portfolio_view().pending == {SYMBOL: pytest.approx(0.02)}  # both still count for the gate
+    rig.engine.execute(rig.on_exchange(kept.client_order_id)[0], "0.01")
+    fills = rig.next_candle(broker)  # the exchange answers again: one order found and filled, one unknown
+    assert [(f.client_order_id, f.quantity) for f in fills] == [(kept.client_order_id, pytest.approx(0.01))]
+    statuses = {o.client_order_id: o.status for o in broker.take_order_updates()}
+    assert statuses == {kept.client_order_id: OrderStatus.FILLED, gone.client_order_id: OrderStatus.LOST}
+    assert rig.creates() == 2 and len(rig.on_exchange(kept.client_order_id)) == 1
+    assert not rig.on_exchange(gone.client_order_id)

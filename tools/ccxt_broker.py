@@ -114,6 +114,8 @@ class _Tracked:
     candles: int = 0
     last_bar: int | None = None
     lock_price: float = 0.0
+    from_journal: bool = False
+    """Taken from the journal at start-up (a lookup that finds nothing then means lost, not "never placed")."""
     locked: float = 0.0
     """Base quantity whose funds our local balance view holds for this order (until the next refresh)."""
 
@@ -264,7 +266,7 @@ class CcxtBroker:
                 filled_quantity=j.journal_filled,
             )  # fmt: skip
             t = _Tracked(order, client_id, "limit", None, filled=j.journal_filled, cost=j.journal_notional,
-                         fee=j.journal_fee)  # fmt: skip
+                         fee=j.journal_fee, from_journal=True)  # fmt: skip
             self.orders[j.client_order_id] = t
             finding = OrderFinding(
                 client_order_id=j.client_order_id, exchange_client_id=client_id, symbol=j.symbol,
@@ -606,6 +608,9 @@ class CcxtBroker:
                         return
             else:
                 raw = self.venue.lookup(o.symbol, t.client_id, o.submitted_at - LOOKUP_SLACK_MS)
+                if raw is None and t.from_journal:
+                    self._finish(t, OrderStatus.LOST, f"the exchange has no order with client id {t.client_id}")
+                    return
                 if raw is None:
                     self._finish(t, OrderStatus.REJECTED, f"not placed: the exchange has no order {t.client_id} "
                                                           f"({o.note or 'create not confirmed'})")  # fmt: skip
