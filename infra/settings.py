@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
+from infra.live_settings import LiveSettings
 from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     metrics_host: str = Field(default="127.0.0.1", description="address --metrics-port binds; 0.0.0.0 in containers")
@@ -153,6 +155,9 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+_KEY_NAMES = {"exchange_api_key", "exchange_api_secret", "exchange_api_password"}
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from every source; ``overrides`` (the CLI flags that were given) win."""
     token = _CONFIG_FILE.set(config_file)
@@ -161,6 +166,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
+        if where.lower().removeprefix("tradegraph_") in _KEY_NAMES:
+            raise ConfigError(
+                f"API keys are read from the environment only, never from files: remove {where} from .env or --config"
+            ) from None
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}: {message}") from None
     finally:
