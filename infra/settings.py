@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
     journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
+    checkpoint: str | None = Field(
+        default=None, description="durable runs: LangGraph checkpoint store, SQLite path or postgresql:// URL"
+    )
     reasoner: Literal["rules"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True
@@ -144,6 +147,8 @@ def redacted_config(settings: Settings) -> dict[str, Any]:
     """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
     data = settings.model_dump(mode="json")
     data["journal"] = redact_url(data["journal"])
+    if data["checkpoint"] is not None:
+        data["checkpoint"] = redact_url(data["checkpoint"])
     redacted: dict[str, Any] = _redact_keys(data)
     return redacted
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from infra.redact import redact_url
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 from tools.errors import ConfigError
 from tools.timeframes import to_iso
 from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
@@ -17,16 +17,27 @@ def register(sub: SubParsers) -> None:
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--checkpoint", help="durable run: LangGraph checkpoint store, SQLite path or postgresql:// URL")
+    run.add_argument("--resume", metavar="RUN_ID", help="continue a durable run that was stopped or killed")
     run.set_defaults(handler=cmd_run)
+
+
+_MARKET_FLAGS = ("symbols", "timeframe", "start", "end", "data_dir", "config", "reasoner")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay
+    from tradegraph.composition import build_replay, resume_replay
 
-    settings = market_settings(args, journal=args.journal)
+    if args.resume is not None:
+        given = [f"--{f.replace('_', '-').removesuffix('-dir')}" for f in _MARKET_FLAGS if getattr(args, f) is not None]
+        if given:
+            raise ConfigError(f"--resume continues a run with its journaled settings: drop {', '.join(given)}")
+        settings = load_settings(journal=args.journal, checkpoint=args.checkpoint)
+    else:
+        settings = market_settings(args, journal=args.journal, checkpoint=args.checkpoint)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -35,8 +46,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
         port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+    observers = [metrics] if metrics is not None else []
     try:
-        job = build_replay(settings, observers=[metrics] if metrics is not None else [])
+        if args.resume is not None:
+            job = resume_replay(args.resume, settings.journal, settings.checkpoint, observers,
+                                progress=False if args.no_progress else None)  # fmt: skip
+            settings = job.settings
+        else:
+            job = build_replay(settings, observers=observers, checkpoint=settings.checkpoint)
     except BaseException:
         if metrics is not None:
             metrics.close()
@@ -44,9 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if metrics is not None:
         console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+    durable = f" · checkpoints={redact_url(settings.checkpoint)}" if settings.checkpoint else ""
     console.print(
-        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
-        f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
+        f"[bold yellow]{'RESUMING ' if args.resume else ''}PAPER TRADING[/] (no real orders) · "
+        f"{', '.join(settings.symbols)} {settings.timeframe} · reasoner={settings.reasoner} · "
+        f"journal={redact_url(settings.journal)}{durable} · run {job.session.run_id}"
     )
     total = job.snapshot_count()
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -55,10 +74,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
-            job.journal.close()
+            job.close()
             if metrics is not None:
                 metrics.close()
     print_summary(summary.model_dump(), settings)
+    replayed = getattr(job.session, "replayed", 0)
+    if args.resume is not None:
+        print(f"resumed        {replayed} decisions replayed from the journal, {summary.snapshots - replayed} decided")
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
     )
