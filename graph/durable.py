@@ -29,6 +29,9 @@ journal node, so "the thread finished" implies "the decision is committed". On r
   execute node already placed, if any, is handed back to the rebuilt broker (the broker ignores a client
   order id it knows, as an exchange refuses a duplicate one);
 - every later decision runs normally.
+
+Guarantee: the process may be killed at any point, any number of times. The checkpoint stores are set up to
+survive that (not a power loss: infra/checkpoints.py); the journal commits synchronously.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 ``langgraph-checkpoint-postgres`` (psycopg 3) for a ``postgresql://`` URL.
 
 The savers deserialize only the types the caller allows (the decision state's own models), never arbitrary
-classes. Both are tuned for crash safety, not power-loss safety: SQLite runs in WAL mode with
-``synchronous=NORMAL`` (a commit survives the process being killed, no fsync per checkpoint); PostgreSQL
-keeps its server defaults. Every PostgreSQL wait is bounded (connect, lock and statement timeouts).
+classes. Both are tuned to survive the process being killed, not the machine losing power, because a
+checkpoint is written at every node of a decision: SQLite runs in WAL mode with ``synchronous=NORMAL`` and
+the PostgreSQL connection with ``synchronous_commit=off`` (no fsync per checkpoint; a server crash may lose
+the last few hundred milliseconds of checkpoints, and a decision in flight then redoes the nodes since its
+last surviving checkpoint: its order is the same client order id, which a broker takes once). The journal
+itself keeps synchronous commits. Every PostgreSQL wait is bounded (connect, lock and statement timeouts).
 """
 
 from __future__ import annotations
@@ -46,11 +49,16 @@ class CheckpointStore:
 
 
 def libpq_url(url: str, statement_timeout_ms: int = 120_000) -> str:
-    """``url`` with what libpq does not know (e.g. ``search_path``, which asyncpg takes as a server setting)
-    moved into ``options`` as ``-c name=value``, plus bounded lock and statement waits."""
+    """``url`` for psycopg: what libpq does not know (e.g. ``search_path``, which asyncpg takes as a server
+    setting) moved into ``options`` as ``-c name=value``, plus bounded lock and statement waits and
+    asynchronous commit (see the module docstring)."""
     parts = urlsplit(url)
     query: list[tuple[str, str]] = []
-    options = [f"-c statement_timeout={statement_timeout_ms}", f"-c lock_timeout={statement_timeout_ms}"]
+    options = [
+        f"-c statement_timeout={statement_timeout_ms}",
+        f"-c lock_timeout={statement_timeout_ms}",
+        "-c synchronous_commit=off",
+    ]
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "options":
             options.insert(0, value)
