@@ -261,10 +261,14 @@ def test_an_unreachable_checkpoint_server_is_one_line_with_the_password_redacted
     assert "cannot connect to the checkpoint store at postgresql://trader:***@127.0.0.1:1/nowhere" in err
 
 
-def test_an_interrupted_durable_run_resumes_in_process(reference: Journal, tmp_path: Path) -> None:
-    journal, checkpoints = tmp_path / "j.sqlite", tmp_path / "cp.sqlite"
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_an_interrupted_durable_run_resumes_in_process(
+    store: str, reference: Journal, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    checkpoints = str(tmp_path / "cp.sqlite") if store == "sqlite" else request.getfixturevalue("pg_url")
     settings = load_settings(journal=str(journal), start=date.fromisoformat(START), end=date.fromisoformat(END))
-    job = build_replay(settings, checkpoint=str(checkpoints))
+    job = build_replay(settings, checkpoint=checkpoints)
     steps = 0
 
     def ctrl_c_after_100(_snap: Any) -> None:
@@ -280,6 +284,9 @@ def test_an_interrupted_durable_run_resumes_in_process(reference: Journal, tmp_p
         job.close()
     stopped = read_sqlite(journal)
     assert stopped.status == "interrupted" and len(stopped.decisions) == 100
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the journaled checkpoint location does not depend on the working directory
     job = resume_replay(stopped.run_id, str(journal))
     try:
         summary = job.session.run(job.snapshots(), job.config)

@@ -372,3 +372,16 @@ def test_every_wait_is_bounded_and_a_closed_journal_stays_closed(pg_url: str) ->
     store.close()  # a second close is a no-op, not a hang
     with pytest.raises(JournalError, match="is closed"):
         store.latest_run()
+
+
+def test_an_unclosed_journal_does_not_keep_the_interpreter_from_exiting(pg_url: str) -> None:
+    code = (
+        "from infra.postgres_journal import PostgresJournal\n"
+        f"store = PostgresJournal({pg_url!r})\n"
+        "store.latest_run()\n"
+        "print('leaving without close')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "leaving without close\n"

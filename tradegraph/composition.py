@@ -131,6 +131,8 @@ def build_replay(
     )
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
+    if checkpoint is not None:  # a resume started from another directory must find the same file
+        checkpoint = checkpoint if is_postgres_url(checkpoint) else str(Path(checkpoint).resolve())
     config["checkpoint"] = redact_url(checkpoint) if checkpoint is not None else None
     if checkpoint is None:
         session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
