@@ -266,7 +266,8 @@ def test_an_interrupted_durable_run_resumes_in_process(
     store: str, reference: Journal, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    checkpoints = str(tmp_path / "cp.sqlite") if store == "sqlite" else request.getfixturevalue("pg_url")
+    monkeypatch.chdir(tmp_path)
+    checkpoints = "cp.sqlite" if store == "sqlite" else request.getfixturevalue("pg_url")
     settings = load_settings(journal=str(journal), start=date.fromisoformat(START), end=date.fromisoformat(END))
     job = build_replay(settings, checkpoint=checkpoints)
     steps = 0
