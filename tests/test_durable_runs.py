@@ -289,6 +289,8 @@ def test_an_interrupted_durable_run_resumes_in_process(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the journaled checkpoint location does not depend on the working directory
     job = resume_replay(stopped.run_id, str(journal))
+    assert job.checkpoints is not None
+    assert store != "sqlite" or job.checkpoints.location == str((tmp_path / "cp.sqlite").resolve())
     try:
         summary = job.session.run(job.snapshots(), job.config)
     finally:
