@@ -13,11 +13,12 @@ itself keeps synchronous commits. Every PostgreSQL wait is bounded (connect, loc
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -31,6 +32,7 @@ from infra.redact import is_postgres_url, redact_url
 from tools.errors import ConfigError, JournalError
 
 _SETUP_LOCK = 7405982
+_RUN_LOCK = 7405983
 _LIBPQ_KEYWORDS = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
 
 
@@ -43,9 +45,33 @@ class CheckpointStore:
     """Where it is, password redacted."""
     _conn: sqlite3.Connection | psycopg.Connection[Any] = field(repr=False)
 
+    _claim: IO[bytes] | None = field(default=None, repr=False)
+
+    def claim(self, run_id: str) -> None:
+        """Hold ``run_id`` for this process until the store is closed or the process dies: a second process
+        starting or resuming the same run is refused instead of deciding alongside."""
+        taken = f"run {run_id} is already running in another process (checkpoint store {self.location})"
+        if isinstance(self._conn, sqlite3.Connection):
+            path = Path(self.location)
+            handle = path.with_name(f"{path.name}.{run_id}.lock").open("ab")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise ConfigError(taken) from None
+            self._claim = handle
+            return
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS ok", (_RUN_LOCK, run_id)).fetchone()
+        if not row or not row["ok"]:
+            raise ConfigError(taken)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._conn.close()
+        if self._claim is not None:
+            with contextlib.suppress(OSError):
+                Path(self._claim.name).unlink()
+            self._claim.close()
 
 
 def libpq_url(url: str, statement_timeout_ms: int = 120_000) -> str:

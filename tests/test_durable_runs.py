@@ -25,6 +25,7 @@ import pytest
 from evals.engine import decision_signature
 from infra.journal import decision_id
 from infra.settings import load_settings
+from tools.errors import ConfigError
 from tradegraph.cli import main
 from tradegraph.composition import build_replay, open_journal, resume_replay
 
@@ -297,3 +298,18 @@ def test_an_interrupted_durable_run_resumes_in_process(
         job.close()
     assert getattr(job.session, "replayed", None) == 100 and summary.snapshots == len(reference.decisions)
     assert_same_run(read_sqlite(journal), reference)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_run_is_decided_by_one_process_at_a_time(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    checkpoints = str(tmp_path / "cp.sqlite") if store == "sqlite" else request.getfixturevalue("pg_url")
+    settings = load_settings(journal=str(tmp_path / "j.sqlite"), start=date.fromisoformat(START),
+                             end=date.fromisoformat(START))  # fmt: skip
+    first = build_replay(settings, run_id="run-one", checkpoint=checkpoints)
+    try:
+        with pytest.raises(ConfigError, match="run run-one is already running in another process"):
+            build_replay(settings, run_id="run-one", checkpoint=checkpoints)
+        build_replay(settings, run_id="run-two", checkpoint=checkpoints).close()  # another run is fine
+    finally:
+        first.close()
+    build_replay(settings, run_id="run-one", checkpoint=checkpoints).close()  # released with the store

@@ -142,6 +142,11 @@ def build_replay(
 
     try:
         store = open_checkpoints(checkpoint, state_types())
+        try:
+            store.claim(rid)
+        except BaseException:
+            store.close()
+            raise
     except BaseException:
         journal.close()
         raise
