@@ -15,6 +15,7 @@ from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
+from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, load_settings, redacted_config
@@ -39,6 +40,16 @@ def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
 
         return PostgresJournal(target, read_only=read_only)
     return SqliteJournal(Path(target), read_only=read_only)
+
+
+def open_influx_sink(settings: Settings, metrics: SinkCounter | None = None) -> InfluxSink | None:
+    """The InfluxDB sink the settings select (``influx.url``), checked and started; None when no URL is set.
+
+    An unreachable server is a SinkError naming the redacted URL, raised before anything is journaled.
+    """
+    if not settings.influx.enabled:
+        return None
+    return InfluxSink(settings.influx, settings.exchange, metrics).start()
 
 
 def new_run_id() -> str:
@@ -165,14 +176,8 @@ def check_checkpoint_target(checkpoint: str, journal: str | Path) -> None:
         raise ConfigError(f"the checkpoint store {checkpoint} must not be the journal file: give it its own file")
 
 
-def resume_replay(
-    run_id: str,
-    journal: str,
-    checkpoint: str | None = None,
-    observers: Sequence[SessionObserver] = (),
-    progress: bool | None = None,
-) -> ReplayJob:
-    """The job that continues ``run_id``: the run's journaled settings, its journal and checkpoint store."""
+def resume_settings(run_id: str, journal: str, checkpoint: str | None = None, **overrides: Any) -> Settings:
+    """The settings to continue ``run_id`` with: those it was journaled with, its journal and checkpoint store."""
     store = open_journal(journal, read_only=True)
     try:
         run = store.get_run(run_id)
@@ -191,16 +196,27 @@ def resume_replay(
         if "***" in saved:
             raise ConfigError(f"run {run_id} used the checkpoint store {saved}: pass --checkpoint with its password")
         checkpoint = saved
-    settings = settings_of_run(config, journal=journal, checkpoint=checkpoint, progress=progress)
-    return build_replay(settings, run_id=run_id, observers=observers, checkpoint=checkpoint, resume=True)
+    return settings_of_run(config, **overrides, journal=journal, checkpoint=checkpoint)
+
+
+def resume_replay(
+    run_id: str,
+    journal: str,
+    checkpoint: str | None = None,
+    observers: Sequence[SessionObserver] = (),
+    progress: bool | None = None,
+) -> ReplayJob:
+    """The job that continues ``run_id`` (see ``resume_settings``)."""
+    settings = resume_settings(run_id, journal, checkpoint, progress=progress)
+    return build_replay(settings, run_id=run_id, observers=observers, checkpoint=settings.checkpoint, resume=True)
 
 
 def settings_of_run(config: dict[str, Any], **overrides: Any) -> Settings:
     """The settings a run was journaled with (redacted secrets come from the environment again)."""
 
-    def unredacted(value: Any) -> Any:
+    def unredacted(value: Any) -> Any:  # a masked value (or URL) is left to the environment and defaults
         if isinstance(value, dict):
-            return {k: unredacted(v) for k, v in value.items() if v != "***"}
+            return {k: unredacted(v) for k, v in value.items() if not (isinstance(v, str) and "***" in v)}
         return value
 
     values = {k: v for k, v in unredacted(config).items() if k in Settings.model_fields}

@@ -16,7 +16,10 @@ def register(sub: SubParsers) -> None:
     run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
+                     "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
+    run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
+                     "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
     run.add_argument("--checkpoint", help="durable run: LangGraph checkpoint store, SQLite path or postgresql:// URL")
     run.add_argument("--resume", metavar="RUN_ID", help="continue a durable run that was stopped or killed")
     run.set_defaults(handler=cmd_run)
@@ -29,15 +32,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay, resume_replay
+    from tradegraph.composition import build_replay, open_influx_sink, resume_settings
 
+    influx = {"url": args.influx} if args.influx else None
     if args.resume is not None:
         given = [f"--{f.replace('_', '-').removesuffix('-dir')}" for f in _MARKET_FLAGS if getattr(args, f) is not None]
         if given:
             raise ConfigError(f"--resume continues a run with its journaled settings: drop {', '.join(given)}")
-        settings = load_settings(journal=args.journal, checkpoint=args.checkpoint)
+        where = load_settings(journal=args.journal, checkpoint=args.checkpoint)
+        settings = resume_settings(args.resume, where.journal, where.checkpoint,
+                                   progress=False if args.no_progress else None, influx=influx)  # fmt: skip
     else:
-        settings = market_settings(args, journal=args.journal, checkpoint=args.checkpoint)
+        settings = market_settings(args, journal=args.journal, influx=influx, checkpoint=args.checkpoint)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -45,22 +51,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
-        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
-    observers = [metrics] if metrics is not None else []
+        port = metrics.serve(args.metrics_port, settings.metrics_host)  # a port in use fails before the journal
+    sink = None
     try:
-        if args.resume is not None:
-            job = resume_replay(args.resume, settings.journal, settings.checkpoint, observers,
-                                progress=False if args.no_progress else None)  # fmt: skip
-            settings = job.settings
-        else:
-            job = build_replay(settings, observers=observers, checkpoint=settings.checkpoint)
+        sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
+        observers = [o for o in (metrics, sink) if o is not None]
+        job = build_replay(settings, run_id=args.resume, observers=observers, checkpoint=settings.checkpoint,
+                           resume=args.resume is not None)  # fmt: skip
     except BaseException:
+        if sink is not None:
+            sink.close()
         if metrics is not None:
             metrics.close()
         raise
     console = Console(stderr=True)
     if metrics is not None:
-        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+        console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+    if sink is not None:
+        console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
     durable = f" · checkpoints={redact_url(settings.checkpoint)}" if settings.checkpoint else ""
     console.print(
         f"[bold yellow]{'RESUMING ' if args.resume else ''}PAPER TRADING[/] (no real orders) · "
@@ -74,16 +82,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
-            job.close()
-            if metrics is not None:
-                metrics.close()
+            try:
+                job.close()
+            finally:
+                if sink is not None:
+                    sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
+                if metrics is not None:
+                    metrics.close()
     print_summary(summary.model_dump(), settings)
-    replayed = getattr(job.session, "replayed", 0)
     if args.resume is not None:
+        replayed = getattr(job.session, "replayed", 0)
         print(f"resumed        {replayed} decisions replayed from the journal, {summary.snapshots - replayed} decided")
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
     )
+    if sink is not None:
+        print(f"influx         {sink.points_written} points written, {sink.points_failed} failed ({sink.url})")
     return 0
 
 
