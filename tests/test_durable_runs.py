@@ -250,6 +250,14 @@ def test_resume_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     db.close()
     assert main(["run", "--resume", plain_run, "--journal", journal]) == 2
     assert "was not started with --checkpoint" in capsys.readouterr().err
+    # a checkpoint URL journaled with its password masked needs the password again
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    db.execute("UPDATE runs SET config = json_set(config, '$.checkpoint', 'postgresql://u:***@127.0.0.1/db')")
+    db.commit()
+    db.close()
+    assert main(["run", "--resume", plain_run, "--journal", journal]) == 2
+    err = capsys.readouterr().err
+    assert "used the checkpoint store postgresql://u:***@127.0.0.1/db: pass --checkpoint with its password" in err
 
 
 def test_an_unreachable_checkpoint_server_is_one_line_with_the_password_redacted(
