@@ -54,7 +54,7 @@ from infra.crash_points import crash_point
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
 from tools.broker import Broker
 from tools.errors import JournalError
-from tools.market import Snapshot
+from tools.market import Snapshot, SnapshotUnavailable
 from tools.trade_types import Fill, Order, OrderStatus
 
 INTERRUPT_BEFORE = ("strategy_fusion",)
@@ -203,9 +203,11 @@ class DurableSession(ReplaySession):
 
     def run(
         self,
-        snapshots: Iterable[Snapshot],
+        snapshots: Iterable[Snapshot | SnapshotUnavailable],
         config: dict[str, Any],
-        on_step: Callable[[Snapshot], None] | None = None,
+        on_step: Callable[[Any], None] | None = None,
+        mode: str = "paper",
+        stop_on_interrupt: bool = False,
     ) -> RunSummary:
         committed: dict[str, Mapping[str, Any]] = {}
         if self.resume:
@@ -214,14 +216,16 @@ class DurableSession(ReplaySession):
             # a kill between a commit and the pruning of its thread can leave a few finished threads behind
             self._finished_threads = [d["id"] for d in decisions[-2 * PRUNE_EVERY :]]
         try:
-            summary = super().run(self._steps(snapshots, committed), config, on_step)
+            summary = super().run(self._steps(snapshots, committed), config, on_step, mode, stop_on_interrupt)
         finally:
             self._replay = None
             self.durable.replaying = False
         self._prune(force=True)
         return summary
 
-    def _steps(self, snapshots: Iterable[Snapshot], committed: dict[str, Mapping[str, Any]]) -> Iterator[Snapshot]:
+    def _steps(
+        self, snapshots: Iterable[Snapshot | SnapshotUnavailable], committed: dict[str, Mapping[str, Any]]
+    ) -> Iterator[Snapshot | SnapshotUnavailable]:
         """The snapshots, each with the session switched to replaying (journaled) or deciding before it."""
         for snap in snapshots:
             record = committed.pop(decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time), None)
@@ -235,11 +239,11 @@ class DurableSession(ReplaySession):
         self.durable.replaying = False
         self.observers = self._live_observers
 
-    def _open_run(self, config: dict[str, Any]) -> None:
+    def _open_run(self, config: dict[str, Any], mode: str) -> None:
         if self.resume:
             self.durable.reopen_run(self.run_id)
         else:
-            super()._open_run(config)
+            super()._open_run(config, mode)
 
     def _decide(self, snap: Snapshot, did: str) -> Mapping[str, Any]:
         record = self._replay

@@ -1,4 +1,4 @@
-"""`tradegraph run`: a paper-trading session over recorded markets."""
+"""`tradegraph run`: a paper-trading session over recorded markets, or on live exchange data (--feed ccxt)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
 
 
 def register(sub: SubParsers) -> None:
-    run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
+    run = sub.add_parser(
+        "run", help="a paper-trading session: replay recorded markets, or live exchange data with --feed ccxt"
+    )
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
@@ -22,10 +24,15 @@ def register(sub: SubParsers) -> None:
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
     run.add_argument("--checkpoint", help="durable run: LangGraph checkpoint store, SQLite path or postgresql:// URL")
     run.add_argument("--resume", metavar="RUN_ID", help="continue a durable run that was stopped or killed")
+    live = run.add_argument_group("live market data (paper trading: no real orders)")
+    live.add_argument("--feed", choices=["recorded", "ccxt"], help="recorded files (default) or live data via ccxt")
+    live.add_argument("--schedule", action="store_true", help="with --feed ccxt: decide at every candle close")
+    live.add_argument("--iterations", type=int, help="with --schedule: stop after N candle closes")
+    live.add_argument("--no-websocket", action="store_true", help="with --feed ccxt: REST only, no ccxt.pro streams")
     run.set_defaults(handler=cmd_run)
 
 
-_MARKET_FLAGS = ("symbols", "timeframe", "start", "end", "data_dir", "config", "reasoner")
+_MARKET_FLAGS = ("symbols", "timeframe", "start", "end", "data_dir", "config", "reasoner", "feed")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -35,6 +42,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tradegraph.composition import build_replay, open_influx_sink, resume_settings
 
     influx = {"url": args.influx} if args.influx else None
+    feed: dict[str, Any] = {}
+    if args.feed is not None:
+        feed["source"] = args.feed
+    if args.no_websocket:
+        feed["ccxt"] = {"websocket": False}
     if args.resume is not None:
         given = [f"--{f.replace('_', '-').removesuffix('-dir')}" for f in _MARKET_FLAGS if getattr(args, f) is not None]
         if given:
@@ -43,7 +55,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = resume_settings(args.resume, where.journal, where.checkpoint,
                                    progress=False if args.no_progress else None, influx=influx)  # fmt: skip
     else:
-        settings = market_settings(args, journal=args.journal, influx=influx, checkpoint=args.checkpoint)
+        settings = market_settings(args, journal=args.journal, feed=feed or None, influx=influx,
+                                   checkpoint=args.checkpoint)  # fmt: skip
+    if settings.feed.source == "ccxt":
+        if settings.checkpoint is not None:
+            raise ConfigError("--checkpoint makes replays of recorded data durable; live runs (--feed ccxt) are not")
+        from tradegraph.commands.live_run import run_live
+
+        return run_live(args, settings)
+    for flag in ("schedule", "iterations", "no_websocket"):
+        if getattr(args, flag):
+            raise ConfigError(f"--{flag.replace('_', '-')} applies to live data: add --feed ccxt")
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
