@@ -238,6 +238,8 @@ def test_resume_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--resume", plain_run, "--journal", journal, "--symbols", "BTC/USDT"], "drop --symbols"),
         (["--start", START, "--end", START, "--journal", journal, "--checkpoint", journal], "not be the journal"),
         (["--start", START, "--end", START, "--journal", journal, "--checkpoint", str(tmp_path)], "is a directory"),
+        (["--feed", "ccxt", "--journal", journal, "--checkpoint", "cp.sqlite"], "live runs (--feed ccxt) are not"),
+        (["--resume", plain_run, "--journal", journal, "--feed", "ccxt"], "drop --feed"),
     ]
     for args, message in cases:
         assert main(["run", *args, "--no-progress"]) == 2, args
