@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ _DECISION_COLUMNS = (
 )
 _BODY_FIELDS = (
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
-    "portfolio", "node_timings_us",
+    "portfolio", "node_timings_us", "candle",
 )  # fmt: skip
 
 _ACCOUNT = {
@@ -171,9 +172,13 @@ class SqliteJournal:
         )
         self.flush()
 
-    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        import time
+    def reopen_run(self, run_id: str) -> None:
+        self.flush()
+        cur = self._db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
+        if cur.rowcount == 0:
+            raise JournalError(f"no run {run_id!r} in {self.path}")
 
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         self._write(
             "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
             (status, int(time.time() * 1000), json.dumps(summary), run_id),
@@ -248,6 +253,10 @@ class SqliteJournal:
 
     def latest_run(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
+        return decode_run(rows[0]) if rows else None
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return decode_run(rows[0]) if rows else None
 
     def list_decisions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,8 @@ from graph.observer import SessionObserver
 from graph.runner import ReplaySession
 from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore
-from infra.redact import is_postgres_url
-from infra.settings import Settings, redacted_config
+from infra.redact import is_postgres_url, redact_url
+from infra.settings import Settings, load_settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
 from tools.broker import Broker
 from tools.clock import Clock, SystemClock
@@ -29,6 +29,7 @@ from tools.timeframes import day_start_ms
 from tradegraph.execution_cli import Execution
 
 if TYPE_CHECKING:
+    from infra.checkpoints import CheckpointStore
     from infra.scheduler import CandleSchedule
     from tools.ccxt_broker import Reconciliation
     from tools.ccxt_exchange import ExchangeFactory, ExchangeSession
@@ -150,6 +151,14 @@ class ReplayJob:
     start_ms: int | None
     end_ms: int | None
     config: dict[str, Any]
+    checkpoints: CheckpointStore | None = None
+
+    def close(self) -> None:
+        try:
+            self.journal.close()
+        finally:
+            if self.checkpoints is not None:
+                self.checkpoints.close()
 
     def snapshot_count(self) -> int:
         return self.feed.count(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
@@ -179,8 +188,13 @@ def build_replay(
     feed: RecordedFeed | None = None,
     journal_path: Path | None = None,
     observers: Sequence[SessionObserver] = (),
+    checkpoint: str | None = None,
+    resume: bool = False,
 ) -> ReplayJob:
-    """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones."""
+    """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones.
+
+    With ``checkpoint`` (a checkpoint store) the session is durable (graph.durable); ``resume`` continues
+    ``run_id`` from its journal and checkpoints instead of starting it."""
     start_ms, end_ms = time_range(settings)
     if feed is None:  # every file and the range are checked before anything is journaled
         feed = open_feed(settings)
@@ -190,7 +204,10 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    journal = open_journal(journal_path or settings.journal)
+    journal_target = journal_path or settings.journal
+    if checkpoint is not None:
+        check_checkpoint_target(checkpoint, journal_target)
+    journal = open_journal(journal_target)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
     deps = GraphDeps(
@@ -202,10 +219,88 @@ def build_replay(
         journal=journal,
         run_id=rid,
     )
-    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
-    return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+    if checkpoint is not None:  # a resume started from another directory must find the same file
+        checkpoint = checkpoint if is_postgres_url(checkpoint) else str(Path(checkpoint).resolve())
+    config["checkpoint"] = redact_url(checkpoint) if checkpoint is not None else None
+    if checkpoint is None:
+        session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
+        return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+    from graph.durable import INTERRUPT_BEFORE, DurableJournal, DurableSession, state_types
+    from infra.checkpoints import open_checkpoints
+
+    try:
+        store = open_checkpoints(checkpoint, state_types())
+        try:
+            store.claim(rid)
+        except BaseException:
+            store.close()
+            raise
+    except BaseException:
+        journal.close()
+        raise
+    durable = DurableJournal(journal)
+    deps = replace(deps, journal=durable)
+    graph = build_graph(deps, checkpointer=store.saver, interrupt_before=INTERRUPT_BEFORE)
+    session = DurableSession(graph, broker, durable, rid, store.saver, observers, resume=resume)
+    return ReplayJob(session, feed, durable, broker, settings, start_ms, end_ms, config, store)
+
+
+def check_checkpoint_target(checkpoint: str, journal: str | Path) -> None:
+    """A checkpoint store beside the journal: an SQLite journal file cannot also be the checkpoint file."""
+    if is_postgres_url(checkpoint) or (isinstance(journal, str) and is_postgres_url(journal)):
+        return
+    if Path(checkpoint).resolve() == Path(journal).resolve():
+        raise ConfigError(f"the checkpoint store {checkpoint} must not be the journal file: give it its own file")
+
+
+def resume_settings(run_id: str, journal: str, checkpoint: str | None = None, **overrides: Any) -> Settings:
+    """The settings to continue ``run_id`` with: those it was journaled with, its journal and checkpoint store."""
+    store = open_journal(journal, read_only=True)
+    try:
+        run = store.get_run(run_id)
+    finally:
+        store.close()
+    where = redact_url(str(journal))
+    if run is None:
+        raise ConfigError(f"no run {run_id!r} in {where}")
+    if run["status"] == "completed":
+        raise ConfigError(f"run {run_id} in {where} already completed: nothing to resume")
+    config = run["config"]
+    saved = config.get("checkpoint")
+    if checkpoint is None:
+        if saved is None:
+            raise ConfigError(f"run {run_id} was not started with --checkpoint, so it cannot be resumed")
+        if "***" in saved:
+            raise ConfigError(f"run {run_id} used the checkpoint store {saved}: pass --checkpoint with its password")
+        checkpoint = saved
+    return settings_of_run(config, **overrides, journal=journal, checkpoint=checkpoint)
+
+
+def resume_replay(
+    run_id: str,
+    journal: str,
+    checkpoint: str | None = None,
+    observers: Sequence[SessionObserver] = (),
+    progress: bool | None = None,
+) -> ReplayJob:
+    """The job that continues ``run_id`` (see ``resume_settings``)."""
+    settings = resume_settings(run_id, journal, checkpoint, progress=progress)
+    return build_replay(settings, run_id=run_id, observers=observers, checkpoint=settings.checkpoint, resume=True)
+
+
+def settings_of_run(config: dict[str, Any], **overrides: Any) -> Settings:
+    """The settings a run was journaled with (redacted secrets come from the environment again)."""
+
+    def unredacted(value: Any) -> Any:  # a masked value (or URL) is left to the environment and defaults
+        if isinstance(value, dict):
+            return {k: unredacted(v) for k, v in value.items() if not (isinstance(v, str) and "***" in v)}
+        return value
+
+    values = {k: v for k, v in unredacted(config).items() if k in Settings.model_fields}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return load_settings(None, **values)
 
 
 # --- live market data ---------------------------------------------------------------------------------
