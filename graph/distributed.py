@@ -38,9 +38,9 @@ from graph import nodes
 from graph.observer import SessionObserver
 from graph.runner import error_record
 from graph.state import DecisionState
-from infra import failpoints
 from infra.bus_messages import DecisionJob
 from infra.bus_observer import BusPublisher
+from infra.crash_points import crash_point
 from infra.job_store import DuplicateDecision, JobStore
 from infra.journal import DecisionRecord, PortfolioPoint
 from tools.errors import DataError, JournalError
@@ -298,7 +298,7 @@ class DistributedSession:
             self.store.rollback()  # no-op unless a failure left the account locked
         order = state.get("order")
         if order is not None:
-            failpoints.hit("after-order-commit")
+            crash_point("worker:order-committed")
         for observer in self.observers:
             if settlement.fills:
                 observer.on_fills(settlement.fills)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from graph.distributed import DistributedSession, JobResult, Processed
-from infra import failpoints
 from infra.bus import Bus, BusError, Delivery
 from infra.bus_messages import MessageError, decode_job
+from infra.crash_points import crash_point
 from infra.job_store import StoreUnavailable, UnknownRun
 from tools.errors import ExchangeTemporaryError
 from tools.timeframes import to_iso
@@ -133,7 +133,7 @@ class Worker:
             t.decided += 1
             log.info("job decided: %s", done.outcome, extra={"fields": {**fields, "outcome": done.outcome}})
         if done.order is not None:
-            failpoints.hit("after-order-publish")
+            crash_point("worker:order-published")
         if not self.bus.ack(delivery):
             t.acks_lost += 1
             log.info("ack lost with the connection; the redelivered job will be acked as a duplicate",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from infra.journal import DecisionRecord, PortfolioPoint, RunInfo, decode_run
+from infra.journal import ACCOUNT_ORDERS_SQL, ACCOUNT_POINTS_SQL, DecisionRecord, PortfolioPoint, RunInfo, decode_run
 from tools.errors import JournalError
 from tools.trade_types import Fill, Order
 
@@ -56,9 +57,15 @@ _DECISION_COLUMNS = (
 )
 _BODY_FIELDS = (
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
-    "portfolio", "node_timings_us",
+    "portfolio", "node_timings_us", "candle",
 )  # fmt: skip
 
+_ACCOUNT = {
+    "exchange": "json_extract(r.config, '$.execution.exchange')",
+    "mode": "json_extract(r.config, '$.execution.mode')",
+    "p1": "?",
+    "p2": "?",
+}
 _ORDER_UPSERT = (
     "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (client_order_id) DO UPDATE SET "
     "status = excluded.status, filled_quantity = excluded.filled_quantity"
@@ -165,9 +172,13 @@ class SqliteJournal:
         )
         self.flush()
 
-    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        import time
+    def reopen_run(self, run_id: str) -> None:
+        self.flush()
+        cur = self._db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
+        if cur.rowcount == 0:
+            raise JournalError(f"no run {run_id!r} in {self.path}")
 
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         self._write(
             "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
             (status, int(time.time() * 1000), json.dumps(summary), run_id),
@@ -244,6 +255,10 @@ class SqliteJournal:
         rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
         return decode_run(rows[0]) if rows else None
 
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return decode_run(rows[0]) if rows else None
+
     def list_decisions(
         self, last: int | None = None, symbol: str | None = None, run_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -279,6 +294,16 @@ class SqliteJournal:
         for row in rows:
             row["positions"] = json.loads(row["positions"])
         return rows
+
+    def account_orders(self, exchange: str, mode: str) -> list[dict[str, Any]]:
+        return self._rows(ACCOUNT_ORDERS_SQL.format(**_ACCOUNT), (exchange, mode))
+
+    def account_portfolio(self, exchange: str, mode: str) -> dict[str, Any] | None:
+        rows = self._rows(ACCOUNT_POINTS_SQL.format(**_ACCOUNT), (exchange, mode))
+        if not rows:
+            return None
+        rows[0]["positions"] = json.loads(rows[0]["positions"])
+        return rows[0]
 
     def run_fills(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(

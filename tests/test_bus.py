@@ -291,3 +291,33 @@ def test_distributed_commands_refuse_bad_settings_with_one_line(
     assert code == 2 and "--max-jobs must be positive" in err
     for out in (err,):
         assert "hunter2" not in out
+
+
+def test_a_live_run_publishes_its_decisions_too(
+    exchange: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`run --feed ccxt --bus ...` (ccxt's binance class behind the wire-level fake, on a manual clock)."""
+    import tradegraph.composition as composition
+    from tests.exchange_wire import FakeExchange, ManualClock
+
+    clock = ManualClock(1723161600000 + 2500)
+    fake = FakeExchange("binance", clock, websocket=False)
+    monkeypatch.setattr(composition, "live_clock", lambda: clock)
+    monkeypatch.setattr(composition, "exchange_factory", lambda: fake.factory)
+    monkeypatch.setenv("TRADEGRAPH_BUS__EXCHANGE", exchange)
+    taps = RabbitBus(AMQP_URL, exchange)
+    taps.declare_queue(f"{exchange}.taps", ["market.ohlcv"])
+    try:
+        code = main(["run", "--feed", "ccxt", "--exchange", "binance", "--symbols", "BTC/USDT,ETH/USDT",
+                     "--no-websocket", "--journal", str(tmp_path / "live.sqlite"), "--bus", AMQP_URL])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        taps.consume(f"{exchange}.taps", prefetch=10)
+        got = []
+        while (d := taps.get(2.0)) is not None:
+            got.append(decode(d.topic, d.body))
+            taps.ack(d)
+    finally:
+        taps.close()
+        fake.close()
+    assert sorted(m.symbol for m in got) == ["BTC/USDT", "ETH/USDT"]  # type: ignore[attr-defined]
+    assert {m.candle_time for m in got} == {1723161600000 - 3_600_000}  # type: ignore[attr-defined]

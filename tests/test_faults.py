@@ -118,8 +118,8 @@ def test_rabbitmq_restart_mid_run_loses_no_decision_and_duplicates_no_order(
     stack.cleanup()
 
 
-@pytest.mark.parametrize("failpoint", ["after-order-commit", "after-order-publish"])
-def test_worker_killed_between_order_and_ack_the_job_is_finished_once(pg_url: str, failpoint: str) -> None:
+@pytest.mark.parametrize("point", ["worker:order-committed", "worker:order-published"])
+def test_worker_killed_between_order_and_ack_the_job_is_finished_once(pg_url: str, point: str) -> None:
     amqp_available()
     stack = Stack(pg_url)
     settings = stack.settings(start=day("2024-01-01"), end=day("2024-01-04"))
@@ -127,19 +127,19 @@ def test_worker_killed_between_order_and_ack_the_job_is_finished_once(pg_url: st
 
     def kill_then_replace(workers: list[WorkerProcess]) -> None:
         # w0 SIGKILLs itself at its first order; a replacement worker joins once it is gone
-        wait_until("the worker to die at the failpoint", lambda: workers[0].proc.poll() is not None)
+        wait_until("the worker to die at its crash point", lambda: workers[0].proc.poll() is not None)
         replacement.append(WorkerProcess(stack, "w2"))
         workers.append(replacement[0])
         wait_until("the replacement worker to start", lambda: "jobs from" in replacement[0].output())
 
     try:
         workers = faulted_run(stack, settings, kill_then_replace, fault_at=0.0,
-                              worker_env=[stack.env(TRADEGRAPH_FAILPOINTS=failpoint), None])  # fmt: skip
+                              worker_env=[stack.env(TRADEGRAPH_CRASH_AT=point), None])  # fmt: skip
     finally:
         stack.cleanup()
     assert workers[0].proc.returncode == SIGKILL_EXIT
     killed_at = [line for line in workers[0].output().splitlines() if "job decided: ordered" in line]
-    if failpoint == "after-order-publish":  # it logged the ordered decision, then died before acking it
+    if point == "worker:order-published":  # it logged the ordered decision, then died before acking it
         assert killed_at
     else:  # it died before logging it
         assert not killed_at

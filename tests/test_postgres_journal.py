@@ -53,7 +53,7 @@ def test_cli_reads_postgres_and_upgrades_idempotently(pg_url: str, capsys: pytes
     assert main(["db", "upgrade", "--journal", pg_url]) == 0
     assert main(["db", "upgrade", "--journal", pg_url]) == 0
     out = capsys.readouterr().out
-    assert out.count(f"is at schema v{SCHEMA_VERSION}") == 2
+    assert out.count(f"is at schema v{SCHEMA_VERSION}, TimescaleDB loaded") == 2
     assert main(["run", "--symbols", "ETH/USDT", "--start", "2024-02-01", "--end", "2024-02-01", "--journal", pg_url,
                  "--no-progress"]) == 0  # fmt: skip
     capsys.readouterr()

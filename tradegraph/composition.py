@@ -7,7 +7,7 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -26,14 +26,18 @@ from infra.journal import JournalStore, RunInfo
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, load_settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
+from tools.broker import Broker
 from tools.clock import Clock, SystemClock
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
 from tools.timeframes import day_start_ms
+from tradegraph.execution_cli import Execution
 
 if TYPE_CHECKING:
+    from infra.checkpoints import CheckpointStore
     from infra.scheduler import CandleSchedule
+    from tools.ccxt_broker import Reconciliation
     from tools.ccxt_exchange import ExchangeFactory, ExchangeSession
     from tools.ccxt_feed import CcxtFeed
 
@@ -71,6 +75,78 @@ def make_reasoner(settings: Settings) -> Reasoner:
     raise ConfigError(f"unknown reasoner {settings.reasoner!r}")  # pragma: no cover - Literal guards it
 
 
+# --- execution: the broker a session sends its orders to ----------------------------------------------
+
+
+def exchange_client_factory() -> Any:
+    """How exchange brokers build their synchronous ccxt instance, ``factory(exchange_id, config)`` (tests
+    replace this function with a wire-level fake)."""
+    from tools.ccxt_broker import create_exchange
+
+    return create_exchange
+
+
+def broker_clock() -> tuple[Any, Any]:
+    """``(now_ms, sleep)`` of exchange brokers (tests replace them with a manual clock)."""
+    return (lambda: int(time.time() * 1000)), time.sleep
+
+
+def open_broker(
+    settings: Settings, execution: Execution, journal: JournalStore, run_id: str
+) -> tuple[Broker, dict[str, Any]]:
+    """The broker of the execution mode, and what the run's config records about it (``execution``).
+
+    For an exchange mode: the exchange is checked (id, keys, symbols listed, one quote currency), the
+    journal's history of this exchange account is reconciled with the exchange, and the reconciliation's
+    changes (fills, status updates, adopted orders) and report are journaled, before any decision."""
+    if execution.mode == "paper":
+        return PaperBroker(settings.paper), {"broker": "paper", "mode": "paper"}
+    from tools.ccxt_broker import CcxtBroker, select_venue
+    from tools.reconcile import JournalOrder
+
+    if settings.limits.allow_short:
+        raise ConfigError("the ccxt broker trades spot, long only: set limits.allow_short = false")
+    credentials = execution.credentials
+    config: dict[str, Any] = {"timeout": settings.live.request_timeout_ms}
+    if credentials is not None:
+        config.update(credentials.ccxt_config())
+    exchange = select_venue(exchange_client_factory()(settings.exchange, config), execution.mode)
+    now_ms, sleep = broker_clock()
+    broker = CcxtBroker(exchange, settings.symbols, settings.live, execution.mode, now_ms=now_ms, sleep=sleep,
+                        secrets=credentials.values() if credentials else ())  # fmt: skip
+    history = [JournalOrder(**row) for row in journal.account_orders(settings.exchange, execution.mode)]
+    point = journal.account_portfolio(settings.exchange, execution.mode)
+    recon = broker.start(history, point, point["peak_equity"] if point else None)
+    record_reconciliation(journal, run_id, settings.timeframe, recon)
+    info = {"broker": "ccxt", "mode": execution.mode, "exchange": settings.exchange,
+            "reconciliation": recon.report.model_dump(mode="json")}  # fmt: skip
+    return broker, info
+
+
+def record_reconciliation(journal: JournalStore, run_id: str, timeframe: str, recon: Reconciliation) -> None:
+    """Journal what a start-up reconciliation changed: fills found, statuses, and adopted orders (each with
+    a decision of outcome "adopted" in this run, since the journal had none for it)."""
+    from infra.journal import DecisionRecord
+    from tools.errors import JournalError
+
+    journal.record_fills(recon.fills)
+    for order in recon.changed:
+        journal.record_order(order)
+    for order in recon.adopted:
+        record = DecisionRecord(
+            id=order.decision_id, run_id=run_id, symbol=order.symbol, timeframe=timeframe,
+            candle_time=order.submitted_at, as_of=order.submitted_at, outcome="adopted",
+            reason=f"reconciliation: {order.note}", action=None, inputs_hash="-",
+            window_start=order.submitted_at, window_end=order.submitted_at, window_length=0,
+            order=order.model_dump(mode="json"),
+        )  # fmt: skip
+        try:
+            journal.record_decision(record, order)
+        except JournalError:  # the decision is journaled (its order row was not): keep it, add the order
+            journal.record_order(order)
+    journal.flush()
+
+
 @dataclass
 class ReplayJob:
     session: ReplaySession
@@ -81,8 +157,20 @@ class ReplayJob:
     start_ms: int | None
     end_ms: int | None
     config: dict[str, Any]
+    checkpoints: CheckpointStore | None = None
     bus: Bus | None = None
-    """The bus the session publishes to (``bus_url`` other than the in-process default), closed by the caller."""
+    """The bus the session publishes to (``bus_url`` other than the in-process default)."""
+
+    def close(self) -> None:
+        try:
+            self.journal.close()
+        finally:
+            try:
+                if self.checkpoints is not None:
+                    self.checkpoints.close()
+            finally:
+                if self.bus is not None:
+                    self.bus.close()
 
     def snapshot_count(self) -> int:
         return self.feed.count(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
@@ -112,11 +200,15 @@ def build_replay(
     feed: RecordedFeed | None = None,
     journal_path: Path | None = None,
     observers: Sequence[SessionObserver] = (),
+    checkpoint: str | None = None,
+    resume: bool = False,
     publish: bool = False,
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones.
 
-    With ``publish`` and a ``bus_url`` other than the in-process default, decisions and fills also go on the bus."""
+    With ``checkpoint`` (a checkpoint store) the session is durable (graph.durable); ``resume`` continues
+    ``run_id`` from its journal and checkpoints instead of starting it. With ``publish`` and a ``bus_url``
+    other than the in-process default, decisions and fills also go on the bus."""
     start_ms, end_ms = time_range(settings)
     if feed is None:  # every file and the range are checked before anything is journaled
         feed = open_feed(settings)
@@ -126,13 +218,16 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+    journal_target = journal_path or settings.journal
+    if checkpoint is not None:
+        check_checkpoint_target(checkpoint, journal_target)
     rid = run_id or new_run_id()
     bus = None
     if publish and settings.bus_url != MEMORY_URL:  # the in-process bus has no subscriber outside this process
         bus = open_bus(settings, "tradegraph-run")
         observers = [*observers, BusPublisher(bus, rid)]
     try:
-        journal = open_journal(journal_path or settings.journal)
+        journal = open_journal(journal_target)
     except BaseException:
         if bus is not None:
             bus.close()
@@ -147,10 +242,90 @@ def build_replay(
         journal=journal,
         run_id=rid,
     )
-    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
-    return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config, bus)
+    if checkpoint is not None:  # a resume started from another directory must find the same file
+        checkpoint = checkpoint if is_postgres_url(checkpoint) else str(Path(checkpoint).resolve())
+    config["checkpoint"] = redact_url(checkpoint) if checkpoint is not None else None
+    if checkpoint is None:
+        session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
+        return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config, bus=bus)
+    from graph.durable import INTERRUPT_BEFORE, DurableJournal, DurableSession, state_types
+    from infra.checkpoints import open_checkpoints
+
+    try:
+        store = open_checkpoints(checkpoint, state_types())
+        try:
+            store.claim(rid)
+        except BaseException:
+            store.close()
+            raise
+    except BaseException:
+        journal.close()
+        if bus is not None:
+            bus.close()
+        raise
+    durable = DurableJournal(journal)
+    deps = replace(deps, journal=durable)
+    graph = build_graph(deps, checkpointer=store.saver, interrupt_before=INTERRUPT_BEFORE)
+    session = DurableSession(graph, broker, durable, rid, store.saver, observers, resume=resume)
+    return ReplayJob(session, feed, durable, broker, settings, start_ms, end_ms, config, store, bus)
+
+
+def check_checkpoint_target(checkpoint: str, journal: str | Path) -> None:
+    """A checkpoint store beside the journal: an SQLite journal file cannot also be the checkpoint file."""
+    if is_postgres_url(checkpoint) or (isinstance(journal, str) and is_postgres_url(journal)):
+        return
+    if Path(checkpoint).resolve() == Path(journal).resolve():
+        raise ConfigError(f"the checkpoint store {checkpoint} must not be the journal file: give it its own file")
+
+
+def resume_settings(run_id: str, journal: str, checkpoint: str | None = None, **overrides: Any) -> Settings:
+    """The settings to continue ``run_id`` with: those it was journaled with, its journal and checkpoint store."""
+    store = open_journal(journal, read_only=True)
+    try:
+        run = store.get_run(run_id)
+    finally:
+        store.close()
+    where = redact_url(str(journal))
+    if run is None:
+        raise ConfigError(f"no run {run_id!r} in {where}")
+    if run["status"] == "completed":
+        raise ConfigError(f"run {run_id} in {where} already completed: nothing to resume")
+    config = run["config"]
+    saved = config.get("checkpoint")
+    if checkpoint is None:
+        if saved is None:
+            raise ConfigError(f"run {run_id} was not started with --checkpoint, so it cannot be resumed")
+        if "***" in saved:
+            raise ConfigError(f"run {run_id} used the checkpoint store {saved}: pass --checkpoint with its password")
+        checkpoint = saved
+    return settings_of_run(config, **overrides, journal=journal, checkpoint=checkpoint)
+
+
+def resume_replay(
+    run_id: str,
+    journal: str,
+    checkpoint: str | None = None,
+    observers: Sequence[SessionObserver] = (),
+    progress: bool | None = None,
+) -> ReplayJob:
+    """The job that continues ``run_id`` (see ``resume_settings``)."""
+    settings = resume_settings(run_id, journal, checkpoint, progress=progress)
+    return build_replay(settings, run_id=run_id, observers=observers, checkpoint=settings.checkpoint, resume=True)
+
+
+def settings_of_run(config: dict[str, Any], **overrides: Any) -> Settings:
+    """The settings a run was journaled with (redacted secrets come from the environment again)."""
+
+    def unredacted(value: Any) -> Any:  # a masked value (or URL) is left to the environment and defaults
+        if isinstance(value, dict):
+            return {k: unredacted(v) for k, v in value.items() if not (isinstance(v, str) and "***" in v)}
+        return value
+
+    values = {k: v for k, v in unredacted(config).items() if k in Settings.model_fields}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return load_settings(None, **values)
 
 
 # --- the bus and distributed runs --------------------------------------------------------------------------
@@ -358,7 +533,7 @@ class LiveJob:
     feed: CcxtFeed
     schedule: CandleSchedule
     journal: JournalStore
-    broker: PaperBroker
+    broker: Broker
     settings: Settings
     config: dict[str, Any]
 
@@ -366,7 +541,12 @@ class LiveJob:
         try:
             self.feed.close()
         finally:
-            self.journal.close()
+            try:
+                close = getattr(self.broker, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self.journal.close()
 
 
 def build_live(
@@ -374,23 +554,30 @@ def build_live(
     iterations: int | None = None,
     run_id: str | None = None,
     observers: Sequence[SessionObserver] = (),
+    execution: Execution | None = None,
 ) -> LiveJob:
-    """A paper session on live exchange data, run at each candle close. The feed (exchange, symbols,
-    timeframe) is checked before the journal is opened: a bad setting writes nothing."""
+    """A session on live exchange data, run at each candle close: paper by default, or orders on the
+    exchange (``execution``: sandbox, demo, live), reconciled with the journal before the first decision.
+    The feed (exchange, symbols, timeframe) is checked before the journal is opened: a bad setting writes
+    nothing."""
     from infra.scheduler import CandleSchedule
 
+    execution = execution or Execution()
     clock = live_clock()
     feed = open_ccxt_feed(settings, clock)
+    rid = run_id or new_run_id()
+    journal: JournalStore | None = None
     try:
         limits = settings.limits
         if not limits.allowed_symbols:
             limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
         journal = open_journal(settings.journal)
+        broker, execution_info = open_broker(settings, execution, journal, rid)
     except BaseException:
         feed.close()
+        if journal is not None:
+            journal.close()
         raise
-    broker = PaperBroker(settings.paper)
-    rid = run_id or new_run_id()
     deps = GraphDeps(
         ta=settings.ta,
         reasoner=make_reasoner(settings),
@@ -412,4 +599,6 @@ def build_live(
     )
     config = redacted_config(settings)
     config["feed"] = {**config["feed"], "source": "ccxt"}
+    if execution.mode != "paper":
+        config["execution"] = execution_info
     return LiveJob(session, feed, schedule, journal, broker, settings, config)
