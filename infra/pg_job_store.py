@@ -510,6 +510,13 @@ class PgJobStore:
         return self._run(run)
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        self._run(lambda c: c.execute(
-            "UPDATE runs SET status = %s, finished_at = %s, summary = %s WHERE run_id = %s",
-            (status, _now_ms(), json.dumps(summary), run_id)))  # fmt: skip
+        """Close the run and compute its performance metrics (as the journal store does at a run's end)."""
+        now = _now_ms()
+
+        def run(c: psycopg.Connection[Any]) -> None:
+            with c.transaction():
+                c.execute("UPDATE runs SET status = %s, finished_at = %s, summary = %s WHERE run_id = %s",
+                          (status, now, json.dumps(summary), run_id))  # fmt: skip
+                c.execute("SELECT tradegraph_finish_metrics(%s, %s)", (run_id, now))
+
+        self._run(run)

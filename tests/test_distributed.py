@@ -94,6 +94,14 @@ def test_one_worker_reproduces_the_single_process_replay_exactly(stack: Stack) -
     finally:
         store.close()
     assert points(stack.pg_url, "dist") == points(stack.pg_url, "ref")
+    with pg_connect(stack.pg_url) as c:  # the schema's derived tables agree too (positions, trades, run metrics)
+        for sql in ("SELECT symbol, quantity, average_price, realized_pnl, fees, fills FROM positions "
+                    "WHERE run_id = %s ORDER BY symbol",
+                    "SELECT symbol, seq, status, entry_time, exit_time, entry_quantity, pnl FROM trades "
+                    "WHERE run_id = %s ORDER BY symbol, seq",
+                    "SELECT name, time, value FROM performance_metrics WHERE run_id = %s ORDER BY name, time"):  # fmt: skip
+            ours, theirs = c.execute(sql, ("dist",)).fetchall(), c.execute(sql, ("ref",)).fetchall()
+            assert ours == theirs and ours, sql
     with pg_connect(stack.pg_url) as c:
         ref_summary = json.loads(c.execute("SELECT summary::text FROM runs WHERE run_id = 'ref'").fetchone()[0])
     for key in ("snapshots", "outcomes", "actions", "orders", "fills", "gate_denials", "gate_shrinks",
