@@ -25,6 +25,11 @@ from tools.errors import TradegraphError
 MEMORY_URL = "memory://"
 
 
+def is_memory_url(url: str) -> bool:
+    """The in-process bus: ``memory://`` (also as ``memory:``, how a journaled, URL-normalized config keeps it)."""
+    return url.partition(":")[0].lower() == "memory"
+
+
 class BusError(TradegraphError):
     """The bus cannot be reached or refused a message."""
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from graph.distributed import bar_of
-from infra.bus import BusError, MemoryBus, topic_matches
+from infra.bus import BusError, MemoryBus, is_memory_url, topic_matches
 from infra.bus_messages import (
     JOB_TOPIC,
     TOPICS,
@@ -169,6 +169,8 @@ def test_memory_bus_routes_acks_requeues_and_dead_letters() -> None:
     assert [d.message_id for d in bus.queued("jobs.dead")] == [second.message_id]
     with pytest.raises(BusError):
         bus.consume("nope", 1)
+    # a journaled config keeps the URL normalized ("memory:"): still the in-process bus
+    assert is_memory_url("memory://") and is_memory_url("memory:") and not is_memory_url("amqp://u:p@h/")
 
 
 # --- RabbitMQ ------------------------------------------------------------------------------------------------

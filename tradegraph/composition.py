@@ -18,7 +18,7 @@ from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
-from infra.bus import MEMORY_URL, Bus, MemoryBus
+from infra.bus import Bus, MemoryBus, is_memory_url
 from infra.bus_messages import JOB_TOPIC
 from infra.bus_observer import BusPublisher
 from infra.influx_sink import InfluxSink, SinkCounter
@@ -223,7 +223,7 @@ def build_replay(
         check_checkpoint_target(checkpoint, journal_target)
     rid = run_id or new_run_id()
     bus = None
-    if publish and settings.bus_url != MEMORY_URL:  # the in-process bus has no subscriber outside this process
+    if publish and not is_memory_url(settings.bus_url):  # the in-process bus has no subscriber outside this process
         bus = open_bus(settings, "tradegraph-run")
         observers = [*observers, BusPublisher(bus, rid)]
     try:
@@ -337,7 +337,7 @@ STRATEGY_FIELDS = ("exchange", "symbols", "timeframe", "window", "reasoner", "ta
 def open_bus(settings: Settings, name: str = "tradegraph") -> Bus:
     """The bus ``bus_url`` names: memory:// (in-process, the default) or amqp(s)://... (RabbitMQ)."""
     url = settings.bus_url
-    if url == MEMORY_URL:
+    if is_memory_url(url):
         return MemoryBus()
     if url.startswith(("amqp://", "amqps://")):
         from infra.rabbitmq_bus import RabbitBus
@@ -349,7 +349,7 @@ def open_bus(settings: Settings, name: str = "tradegraph") -> Bus:
 
 def distributed_bus(settings: Settings, name: str) -> Bus:
     """The bus of `schedule` and `worker`, with the durable jobs queue (and its dead-letter queue) declared."""
-    if settings.bus_url == MEMORY_URL:
+    if is_memory_url(settings.bus_url):
         raise ConfigError(
             "the in-process bus (memory://) cannot connect separate processes: "
             "set --bus amqp://user:password@host/ (or TRADEGRAPH_BUS_URL)"

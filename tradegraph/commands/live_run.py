@@ -52,7 +52,7 @@ class DecisionPrinter:
 
 
 def run_live(args: argparse.Namespace, settings: Settings, execution: Execution | None = None) -> int:
-    from infra.bus import MEMORY_URL
+    from infra.bus import is_memory_url
     from infra.bus_observer import BusPublisher
     from tradegraph.commands.run_cmd import print_summary
     from tradegraph.composition import build_live, new_run_id, open_bus, open_influx_sink
@@ -83,7 +83,7 @@ def run_live(args: argparse.Namespace, settings: Settings, execution: Execution 
     try:
         sink = open_influx_sink(settings, metrics)
         observers: list[Any] = [o for o in (printer, metrics, sink) if o is not None]
-        if settings.bus_url != MEMORY_URL:  # --bus: decisions and fills also go on the bus
+        if not is_memory_url(settings.bus_url):  # --bus: decisions and fills also go on the bus
             bus = open_bus(settings, "tradegraph-run")
             observers.append(BusPublisher(bus, run_id))
         job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers,
