@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from infra.redact import redact_url
 from tools.errors import ConfigError
+from tools.llm_config import LLMSettings
 from tools.paper_broker import PaperBrokerConfig
 from tools.risk_gate import RiskLimits
 from tools.risk_sizing import RiskConfig
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
     journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
-    reasoner: Literal["rules"] = "rules"
+    reasoner: Literal["rules", "llm", "local", "crew", "replay"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True
     ta: TAConfig = Field(default_factory=TAConfig)
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -144,14 +146,24 @@ def redacted_config(settings: Settings) -> dict[str, Any]:
     """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
     data = settings.model_dump(mode="json")
     data["journal"] = redact_url(data["journal"])
+    data["llm"]["base_url"] = redact_url(data["llm"]["base_url"])
+    if data["llm"]["local"]["base_url"]:
+        data["llm"]["local"]["base_url"] = redact_url(data["llm"]["local"]["base_url"])
     redacted: dict[str, Any] = _redact_keys(data)
     return redacted
 
 
+_SECRET_WORDS = {"key", "apikey", "secret", "password", "passwd", "token", "credentials"}
+
+
+def _is_secret_name(name: str) -> bool:
+    """api_key, password, access_token: yes; max_output_tokens, keywords: no (whole words only)."""
+    return any(word in _SECRET_WORDS for word in name.lower().replace("-", "_").split("_"))
+
+
 def _redact_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "***" if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
-                for k, v in value.items()}  # fmt: skip
+        return {k: "***" if _is_secret_name(k) and v is not None else _redact_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact_keys(v) for v in value]
     return value

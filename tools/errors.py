@@ -27,3 +27,7 @@ class ExchangeTemporaryError(TradegraphError):
 
 class LLMError(TradegraphError):
     """A language-model call failed or returned unusable output."""
+
+
+class CassetteError(TradegraphError):
+    """A cassette (recorded LLM answers) is missing an entry, malformed, or from another reasoner: the run stops."""

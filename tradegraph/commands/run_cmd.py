@@ -24,7 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay
+    from tradegraph.composition import build_replay, llm_endpoint
 
     settings = market_settings(args, journal=args.journal)
     metrics = None
@@ -35,29 +35,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
         port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+    console = Console(stderr=True)
     try:
-        job = build_replay(settings, observers=[metrics] if metrics is not None else [])
-    except BaseException:
+        # the bundled model's server (reasoner local) lives exactly as long as this block
+        with llm_endpoint(settings) as endpoint:
+            job = build_replay(settings, observers=[metrics] if metrics is not None else [], endpoint=endpoint)
+            if metrics is not None:
+                console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+            model = f" ({endpoint.model} at {endpoint.display_url})" if endpoint is not None else ""
+            console.print(
+                f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
+                f"reasoner={settings.reasoner}{model} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
+            )
+            total = job.snapshot_count()
+            columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
+                task = progress.add_task("replay", total=total)
+                try:
+                    summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
+                finally:
+                    job.journal.close()
+    finally:
         if metrics is not None:
             metrics.close()
-        raise
-    console = Console(stderr=True)
-    if metrics is not None:
-        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
-    console.print(
-        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
-        f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
-    )
-    total = job.snapshot_count()
-    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
-        task = progress.add_task("replay", total=total)
-        try:
-            summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
-        finally:
-            job.journal.close()
-            if metrics is not None:
-                metrics.close()
     print_summary(summary.model_dump(), settings)
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
@@ -69,6 +69,16 @@ def gap_text(gaps: dict[str, Any]) -> str:
     parts = [f"{s}: {len(g)} ({sum(x.missing for x in g)} candles missing, first after {to_iso(g[0].after)})"
              for s, g in gaps.items() if g]  # fmt: skip
     return "; ".join(parts) or "none"
+
+
+def llm_lines(s: dict[str, Any], settings: Settings) -> list[str]:
+    if settings.reasoner == "rules":
+        return []
+    replayed = f", {s['llm_replayed']} replayed from the cassette" if s.get("llm_replayed") else ""
+    return [
+        f"llm calls      {s['llm_calls']}{replayed}, {s['llm_tokens']:,} tokens, ${s['llm_cost_usd']:.4f}",
+        f"llm outcomes   {', '.join(f'{k}={v}' for k, v in sorted(s['llm_outcomes'].items())) or 'none'}",
+    ]
 
 
 def print_summary(s: dict[str, Any], settings: Settings) -> None:
@@ -90,6 +100,7 @@ def print_summary(s: dict[str, Any], settings: Settings) -> None:
         f"pnl            {s['pnl']:+,.2f} ({s['return_pct']:+.2f}%), fees {s['fees_paid']:,.2f}",
         f"max drawdown   {100 * s['max_drawdown']:.2f}%",
         f"open positions {', '.join(f'{k} {v:.6g}' for k, v in s['open_positions'].items()) or 'none'}",
+        *llm_lines(s, settings),
         f"journal        {redact_url(settings.journal)}",
     ]
     print("\n".join(lines))
