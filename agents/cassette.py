@@ -55,9 +55,11 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 class Cassette:
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], entries: dict[str, Answer] | None = None) -> None:
         self.root = root
         self.manifest = manifest
+        self._loaded = entries
+        """Replay: every entry, read and checked when the cassette is opened (None: read on demand)."""
 
     @classmethod
     def open_for_replay(cls, root: Path) -> Cassette:
@@ -72,7 +74,12 @@ class Cassette:
         missing = [k for k in (*_IDENTITY, "llm") if k not in manifest]
         if missing:
             raise CassetteError(f"cassette manifest {path} lacks {', '.join(missing)}")
-        return cls(root, manifest)
+        cassette = cls(root, manifest)
+        entries = {}
+        for entry in sorted((root / "entries").glob("*/*.json")):
+            entries[entry.stem] = cassette._read_entry(entry, None)
+        cassette._loaded = entries
+        return cassette
 
     @classmethod
     def open_for_recording(cls, root: Path, identity: dict[str, Any]) -> Cassette:
@@ -89,25 +96,32 @@ class Cassette:
             raise CassetteError(f"cannot write cassette {root}: {exc.strerror or exc}") from None
         if created:
             return cls(root, manifest)
-        existing = cls.open_for_replay(root).manifest
+        existing = cls.open_for_replay(root)
         for k in _IDENTITY:
-            if existing.get(k) != manifest.get(k):
+            if existing.manifest.get(k) != manifest.get(k):
                 raise CassetteError(
-                    f"cassette {root} was recorded with {k} {existing.get(k)!r}, this run uses {manifest.get(k)!r}: "
+                    f"cassette {root} was recorded with {k} {existing.manifest.get(k)!r}, this run uses "
+                    f"{manifest.get(k)!r}: "
                     "record into a new folder"
                 )
-        return cls(root, existing)
+        return cls(root, existing.manifest)
 
     def _path(self, key: CallKey) -> Path:
         digest = key.digest()
         return self.root / "entries" / digest[:2] / f"{digest}.json"
 
     def get(self, key: CallKey) -> Answer | None:
+        if self._loaded is not None:
+            return self._loaded.get(key.digest())
         path = self._path(key)
-        if not path.is_file():
-            return None
+        return self._read_entry(path, key) if path.is_file() else None
+
+    def _read_entry(self, path: Path, key: CallKey | None) -> Answer:
         entry = _read_json(path, "cassette entry")
-        if entry.get("key") != key.as_dict():
+        stored = entry.get("key")
+        named = (CallKey(**stored).digest() if isinstance(stored, dict) and set(stored) == set(CallKey.__annotations__)
+                 else None)  # fmt: skip
+        if named != path.stem or (key is not None and stored != key.as_dict()):
             raise CassetteError(f"cassette entry {path} holds another key than its name says")
         try:
             return Answer.model_validate(entry.get("answer"))

@@ -54,12 +54,21 @@ def _status_message(exc: openai.APIStatusError) -> str:
     return _short(exc.message)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The transport error under the SDK's wrapper (e.g. httpx.ConnectError: connection refused)."""
+    seen = 0
+    while seen < 6 and (exc.__cause__ is not None or exc.__context__ is not None):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return exc
+
+
 def describe_error(exc: BaseException, timeout_s: float, retries: int) -> str:
     tries = f"{retries + 1} attempt{'s' if retries else ''}"
     if isinstance(exc, openai.APITimeoutError):
         return f"timeout: no answer within {timeout_s:g} s ({tries})"
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
+        cause = _root_cause(exc)
         return f"connection failed ({tries}): {_short(f'{type(cause).__name__}: {cause}')}"
     if isinstance(exc, openai.RateLimitError):
         return f"HTTP 429 rate limited ({tries}): {_status_message(exc)}"

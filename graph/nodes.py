@@ -163,7 +163,7 @@ def _outcome(state: DecisionState, allow_short: bool) -> tuple[str, str]:
     outcome, reason = _route_outcome(state, intent)
     if trace is not None and trace.failed:
         reason += f" [{trace.reasoner} {trace.reason}; fallback: rules]"
-    elif trace is not None and trace.outcome == "skipped":
+    elif trace is not None and trace.reasoner != "rules":
         reason += f" [{trace.reasoner}: {trace.reason}]"
     return outcome, reason
 

@@ -25,10 +25,10 @@ class GatingConfig(BaseModel):
 
     enabled: bool = True
     threshold_margin: float = Field(
-        default=0.08, ge=0, le=0.5, description="ask when the rules' P(up) is this close to the BUY or SELL threshold"
+        default=0.03, ge=0, le=0.5, description="ask when the rules' P(up) is this close to the BUY or SELL threshold"
     )
     conflict_min_strength: float = Field(
-        default=0.3, ge=0, le=1, description="ask when bullish and bearish signals are both at least this strong"
+        default=0.5, ge=0, le=1, description="ask when bullish and bearish signals are both at least this strong"
     )
 
 

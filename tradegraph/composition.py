@@ -112,12 +112,12 @@ def _prompt(prompt_id: str) -> PromptTemplate:
         raise ConfigError(str(exc)) from None
 
 
-def _day_usage(journal: JournalStore | None) -> Callable[[int], Usage] | None:
+def _day_usage(journal: Callable[[], JournalStore] | None) -> Callable[[int], Usage] | None:
     if journal is None:
         return None
 
     def usage(since_ms: int) -> Usage:
-        u = journal.llm_usage_since(since_ms)
+        u = journal().llm_usage_since(since_ms)
         return Usage(int(u["calls"]), int(u["tokens"]), float(u["cost_usd"]))
 
     return usage
@@ -142,12 +142,17 @@ def replay_llm_settings(settings: Settings) -> tuple[str, LLMSettings, Cassette 
 
 
 def make_reasoner(
-    settings: Settings, endpoint: Endpoint | None = None, journal: JournalStore | None = None
+    settings: Settings,
+    endpoint: Endpoint | None = None,
+    journal: Callable[[], JournalStore] | None = None,
+    resolved: tuple[str, LLMSettings, Cassette | None] | None = None,
 ) -> Reasoner:
+    """The settings' reasoner. ``journal`` gives the journal whose earlier runs count in the daily budget;
+    ``resolved`` is replay_llm_settings' answer when the caller already has it."""
     rules = RulesReasoner(settings.fusion)
     if settings.reasoner == "rules":
         return rules
-    kind, llm, cassette = replay_llm_settings(settings)
+    kind, llm, cassette = resolved or replay_llm_settings(settings)
     prompt = _prompt("crew.v1" if kind == "crew" else llm.prompt)
     budget = BudgetTracker(llm.budget, llm.input_cost_per_mtok, llm.output_cost_per_mtok, _day_usage(journal))
     max_out = llm.crew.max_output_tokens if kind == "crew" else llm.budget.max_output_tokens
@@ -232,7 +237,8 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    _, llm, _ = replay_llm_settings(settings)  # a replay routes and shows what the recorded run did
+    resolved = replay_llm_settings(settings)  # a replay routes and shows what the recorded run did
+    llm = resolved[1]
     context = None
     if settings.reasoner != "rules":
         context = ReasonerContext(
@@ -243,12 +249,11 @@ def build_replay(
             news_lookback_ms=int(llm.news_lookback_hours * 3_600_000),
             news_max_items=llm.news_max_items,
         )
+    opened: list[JournalStore] = []
+    # the reasoner (and its cassette) first: a bad cassette or setting fails before the journal is touched
+    reasoner = make_reasoner(settings, endpoint, lambda: opened[0], resolved)
     journal = open_journal(journal_path or settings.journal)
-    try:
-        reasoner = make_reasoner(settings, endpoint, journal)
-    except BaseException:
-        journal.close()
-        raise
+    opened.append(journal)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
     deps = GraphDeps(
