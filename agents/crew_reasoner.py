@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any
 
 from agents.llm_answer import Answer
 from agents.llm_client import Endpoint, describe_error, is_openai, json_object
-from agents.llm_schema import LLMTradeIntent, strict_json_schema
+from agents.llm_schema import model_json_schema, strict_json_schema
 from prompts import PromptTemplate
 from tools.errors import LLMError
 
@@ -60,7 +61,7 @@ class CrewChat:
         if is_openai(endpoint.base_url):
             self.pm_format: dict[str, Any] = {"type": "json_schema", "json_schema": strict_json_schema()}
         else:  # llama.cpp turns a schema given with json_object into a grammar; other servers use plain JSON mode
-            self.pm_format = {"type": "json_object", "schema": LLMTradeIntent.model_json_schema()}
+            self.pm_format = {"type": "json_object", "schema": model_json_schema()}
         self.llm_kwargs: dict[str, Any] = {
             "model": endpoint.model, "base_url": endpoint.base_url, "custom_openai": True,
             "api_key": endpoint.api_key.get_secret_value() if endpoint.api_key else "not-needed",
@@ -92,14 +93,16 @@ class CrewChat:
             return lambda _output: done.__setitem__(member, time.perf_counter())
 
         tasks: dict[str, Any] = {}
-        for m in MEMBERS:
-            tasks[m] = Task(
-                description="{tradegraph_input}\n\n" + self.prompt.section(f"{m}_task"),
-                expected_output="one JSON object" if m == "pm" else "at most two sentences",
-                agent=agents[m],
-                context=[tasks["bull"], tasks["bear"]] if m == "pm" else [],
-                callback=finished(m),
-            )
+        with warnings.catch_warnings():  # "function callbacks cannot be serialized": no checkpointing is used
+            warnings.simplefilter("ignore", UserWarning)
+            for m in MEMBERS:
+                tasks[m] = Task(
+                    description="{tradegraph_input}\n\n" + self.prompt.section(f"{m}_task"),
+                    expected_output="one JSON object" if m == "pm" else "at most two sentences",
+                    agent=agents[m],
+                    context=[tasks["bull"], tasks["bear"]] if m == "pm" else [],
+                    callback=finished(m),
+                )
         crew = Crew(agents=list(agents.values()), tasks=list(tasks.values()), process=Process.sequential,
                     verbose=False, memory=False)  # fmt: skip
         try:

@@ -82,9 +82,9 @@ def build_base(data: dict[str, Any]) -> EvidenceBase:
             if math.isfinite(value):
                 numbers.append(float(value))
                 short = [p for p in path if p != "values"]
-                for parts in (path, short):
-                    for i in range(len(parts)):
-                        fields.setdefault(_norm_field(".".join(parts[i:])), []).append(float(value))
+                names = {_norm_field(".".join(parts[i:])) for parts in (path, short) for i in range(len(parts))}
+                for name in names:
+                    fields.setdefault(name, []).append(float(value))
             return
         if isinstance(value, str):
             when = _parse_time(value)

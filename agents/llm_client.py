@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage
 from pydantic import SecretStr, ValidationError
 
 from agents.llm_answer import Answer
-from agents.llm_schema import LLMTradeIntent, strict_json_schema
+from agents.llm_schema import strict_json_schema, tool_schema
 
 Method = Literal["function_calling", "json_schema", "json_mode"]
 
@@ -151,7 +151,7 @@ class LiveChat:
             seed=seed,
             extra_body=extra or None,
         )
-        schema: Any = strict_json_schema() if method == "json_schema" else LLMTradeIntent
+        schema: Any = strict_json_schema() if method == "json_schema" else tool_schema()
         self.runnable = self.chat.with_structured_output(schema, method=method, include_raw=True)
         self.params: dict[str, Any] = {
             "temperature": temperature, "max_tokens": max_output_tokens, "timeout_s": timeout_s,

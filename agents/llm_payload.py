@@ -16,6 +16,9 @@ from tools.news import NewsItem
 from tools.signals import Action, Direction
 from tools.timeframes import to_iso
 
+_NOISE = {"talib_value"}
+"""Signal values that mean nothing to a reader (TA-Lib's +-100 pattern codes: direction and strength say it)."""
+
 
 def _r(x: float | None) -> float | None:
     if x is None:
@@ -30,7 +33,7 @@ def iso(ms: int) -> str:
 def build_data(inp: ReasonerInput, probability_up: float | None, rules_action: Action | None) -> dict[str, Any]:
     signals = [
         {"name": s.name, "direction": s.direction.value, "strength": _r(s.strength),
-         "values": {k: _r(v) for k, v in s.values.items()}}
+         "values": {k: _r(v) for k, v in s.values.items() if k not in _NOISE}}
         for s in inp.signals
         if s.direction is not Direction.NEUTRAL and s.strength > 0
     ]  # fmt: skip

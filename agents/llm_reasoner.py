@@ -61,8 +61,11 @@ class LLMReasoner:
         gating: GatingConfig,
         fallback: Fallback,
         max_output_tokens: int,
+        requests_per_answer: int = 1,
     ) -> None:
         self.name = name
+        self.requests_per_answer = requests_per_answer
+        """A crew sends the DATA once per member: budgets estimate the whole answer."""
         self.rules = rules
         self.prompt = prompt
         self.provider = provider
@@ -87,8 +90,9 @@ class LLMReasoner:
                                            "SYMBOL": inp.symbol})  # fmt: skip
         flags = scan_news(inp.news)
         key = CallKey(self.meta.node, self.meta.model, self.prompt.hash, text_hash(user))
+        n = self.requests_per_answer
         answer, source = self.provider.get(key, [("system", system), ("user", user)],
-                                           estimate_tokens(system + user), self.max_output_tokens)  # fmt: skip
+                                           n * estimate_tokens(system + user), n * self.max_output_tokens)  # fmt: skip
         outcome, reason, intent = self._judge(answer, inp, data)
         calls = self._calls(answer, key, source, outcome, reason, why, flags)
         total = sum((c.latency_ms for c in calls), 0.0) if len(calls) > 1 else calls[0].latency_ms

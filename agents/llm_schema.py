@@ -51,6 +51,31 @@ class LLMTradeIntent(BaseModel):
         )
 
 
+_GRAMMAR_HOSTILE = ("maxLength", "maxItems", "minItems")
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in _GRAMMAR_HOSTILE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def model_json_schema() -> dict[str, Any]:
+    """LLMTradeIntent's JSON schema without length limits: llama.cpp compiles a schema into a grammar and a
+    ``maxLength`` of 1500 unrolls into a rule it refuses ("exceeds sane defaults"). The limits are still
+    enforced when the answer is validated."""
+    schema: dict[str, Any] = _strip(LLMTradeIntent.model_json_schema())
+    return schema
+
+
+def tool_schema() -> dict[str, Any]:
+    """The function the model is made to call (OpenAI function format)."""
+    schema = model_json_schema()
+    return {"name": LLMTradeIntent.__name__, "description": schema.pop("description", ""), "parameters": schema}
+
+
 def strict_json_schema() -> dict[str, Any]:
     """The response_format for OpenAI's json_schema method (strict: every property required, no extras)."""
     from openai.lib._pydantic import to_strict_json_schema

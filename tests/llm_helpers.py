@@ -29,12 +29,12 @@ def llm_settings(base_url: str, model: str, tmp_path: Path, reasoner: str = "llm
 
 
 def run_snapshots(
-    settings: Settings, n: int | None, endpoint: Endpoint | None = None
+    settings: Settings, n: int | None, endpoint: Endpoint | None = None, skip: int = 0
 ) -> tuple[RunSummary, list[dict[str, Any]]]:
-    """Replay the first ``n`` snapshots of the settings' range; the summary and the journaled decisions."""
+    """Replay ``n`` snapshots of the settings' range after the first ``skip``; the summary and the decisions."""
     job = build_replay(settings, endpoint=endpoint)
     try:
-        snaps = job.snapshots() if n is None else islice(job.snapshots(), n)
+        snaps = islice(job.snapshots(), skip, None if n is None else skip + n)
         summary = job.session.run(snaps, job.config)
         decisions = job.journal.run_decisions(job.session.run_id)
     finally:

@@ -16,6 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from agents.budget import BudgetTracker, Usage
 from agents.cassette import Cassette
+from agents.crew_reasoner import MEMBERS as CREW_MEMBERS
 from agents.crew_reasoner import CrewChat
 from agents.llm_client import Endpoint, LiveChat, is_openai
 from agents.llm_reasoner import CallMeta, LLMReasoner
@@ -157,6 +158,7 @@ def make_reasoner(
     budget = BudgetTracker(llm.budget, llm.input_cost_per_mtok, llm.output_cost_per_mtok, _day_usage(journal))
     max_out = llm.crew.max_output_tokens if kind == "crew" else llm.budget.max_output_tokens
     node = "crew" if kind == "crew" else "strategy_fusion"
+    requests = len(CREW_MEMBERS) if kind == "crew" else 1
     if cassette is not None:  # replay: no endpoint, no network, every answer from the cassette
         m = cassette.manifest
         if m["prompt_hash"] != prompt.hash:
@@ -164,7 +166,7 @@ def make_reasoner(
         meta = CallMeta(node, str(m.get("provider", "")), str(m.get("base_url", "")), str(m["model"]),
                         dict(m.get("params") or {}))  # fmt: skip
         provider = AnswerProvider(None, budget, cassette, "replay")
-        return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out)
+        return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
     if endpoint is None:
         if _uses_local_model(settings):
             raise ConfigError(f"reasoner {kind} needs the local model server: build it inside llm_endpoint()")
@@ -182,7 +184,7 @@ def make_reasoner(
         identity = _cassette_identity(kind, endpoint, llm, prompt, live.params)
         recording = Cassette.open_for_recording(llm.record_cassette, identity)
     provider = AnswerProvider(live, budget, recording, "record" if recording else "live")
-    return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out)
+    return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
 
 
 @dataclass
