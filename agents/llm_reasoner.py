@@ -95,14 +95,13 @@ class LLMReasoner:
                                            n * estimate_tokens(system + user), n * self.max_output_tokens)  # fmt: skip
         outcome, reason, intent = self._judge(answer, inp, data)
         calls = self._calls(answer, key, source, outcome, reason, why, flags)
-        total = sum((c.latency_ms for c in calls), 0.0) if len(calls) > 1 else calls[0].latency_ms
         details = {**rules_trace.details, **self.provider.budget.totals()}
         flagged = f" [{len(flags)} injection-like passage(s) in untrusted input flagged]" if flags else ""
         common: dict[str, Any] = {
             "reasoner": self.name, "calls": calls, "prompt_id": self.prompt.id, "prompt_hash": self.prompt.hash,
             "model": self.meta.model, "input_tokens": sum(c.input_tokens for c in calls),
             "output_tokens": sum(c.output_tokens for c in calls), "cost_usd": answer.cost_usd,
-            "latency_ms": round(total, 1), "details": details,
+            "latency_ms": round(answer.latency_ms, 1), "details": details,
         }  # fmt: skip
         if outcome == "ok" and intent is not None:
             return intent, ReasonerTrace(outcome="ok", reason=f"LLM asked ({why}): {intent.action.value}{flagged}",
