@@ -1,30 +1,34 @@
-"""Secrets never leave as plain text: passwords in URLs, and key/token query parameters (e.g. ``?api-key=``),
-are masked wherever a URL is printed, logged or journaled."""
+"""Secrets never leave as plain text: passwords in URLs are masked wherever a URL is printed or logged."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit, urlunsplit
 
-_SECRET_PARAM = re.compile(r"(^|&)((?:api[-_]?)?key|[a-z_-]*token|[a-z_-]*secret|password|sig)=([^&]*)", re.IGNORECASE)
+_SECRET_WORDS = ("password", "passwd", "token", "secret", "key")
 
 
 def redact_url(url: str) -> str:
+    """The URL with its password and any secret-named query parameter (``token=``, ``password=``) masked."""
     try:
         parts = urlsplit(url)
-        password = parts.password
+        port = parts.port
     except ValueError:
         return "<unparseable url>"
-    query = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", parts.query)
     netloc = parts.netloc
-    if password is not None:
+    if parts.password is not None:
         host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
+        if ":" in host:
+            host = f"[{host}]"
+        if port is not None:
+            host = f"{host}:{port}"
         netloc = f"{parts.username or ''}:***@{host}"
-    if password is None and query == parts.query:
-        return url
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else parts.query
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_param(param: str) -> str:
+    name, sep, value = param.partition("=")
+    return f"{name}=***" if sep and value and any(w in name.lower() for w in _SECRET_WORDS) else param
 
 
 def is_postgres_url(text: str) -> bool:

@@ -28,6 +28,7 @@ from graph.builder import GraphDeps, build_graph
 from graph.nodes import ReasonerContext
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
+from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, redacted_config
@@ -52,6 +53,16 @@ def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
 
         return PostgresJournal(target, read_only=read_only)
     return SqliteJournal(Path(target), read_only=read_only)
+
+
+def open_influx_sink(settings: Settings, metrics: SinkCounter | None = None) -> InfluxSink | None:
+    """The InfluxDB sink the settings select (``influx.url``), checked and started; None when no URL is set.
+
+    An unreachable server is a SinkError naming the redacted URL, raised before anything is journaled.
+    """
+    if not settings.influx.enabled:
+        return None
+    return InfluxSink(settings.influx, settings.exchange, metrics).start()
 
 
 def new_run_id() -> str:

@@ -16,7 +16,10 @@ def register(sub: SubParsers) -> None:
     run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
+                     "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
+    run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
+                     "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
 
 
@@ -24,9 +27,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay, llm_endpoint
+    from tradegraph.composition import build_replay, llm_endpoint, open_influx_sink
 
-    settings = market_settings(args, journal=args.journal)
+    settings = market_settings(args, journal=args.journal, influx={"url": args.influx} if args.influx else None)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -34,14 +37,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
-        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+        port = metrics.serve(args.metrics_port, settings.metrics_host)  # a port in use fails before the journal
+    sink = None
     console = Console(stderr=True)
     try:
+        sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
+        observers = [o for o in (metrics, sink) if o is not None]
         # the bundled model's server (reasoner local) lives exactly as long as this block
         with llm_endpoint(settings) as endpoint:
-            job = build_replay(settings, observers=[metrics] if metrics is not None else [], endpoint=endpoint)
+            job = build_replay(settings, observers=observers, endpoint=endpoint)
             if metrics is not None:
-                console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+                console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+            if sink is not None:
+                console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
             model = f" ({endpoint.model} at {endpoint.display_url})" if endpoint is not None else ""
             console.print(
                 f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
@@ -56,12 +64,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 finally:
                     job.journal.close()
     finally:
-        if metrics is not None:
-            metrics.close()
+        try:
+            if sink is not None:
+                sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
+        finally:
+            if metrics is not None:
+                metrics.close()
     print_summary(summary.model_dump(), settings)
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
     )
+    if sink is not None:
+        print(f"influx         {sink.points_written} points written, {sink.points_failed} failed ({sink.url})")
     return 0
 
 
