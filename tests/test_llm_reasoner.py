@@ -175,3 +175,20 @@ def test_gating_asks_only_when_the_rules_leave_something_to_decide(stub: OpenAIS
         gating = d["reasoner"]["calls"][0]["gating"]
         assert gating.startswith(("conflicting signals:", "rules undecided: P(up)=")), gating
     assert summary.llm_outcomes["skipped"] == len(by_kind["gated"])
+
+
+def test_json_schema_method_as_used_for_openai(stub: OpenAIStub, tmp_path: Path) -> None:
+    import json
+
+    stub.respond_with(lambda r: Reply.text(json.dumps(valid_answer(prompt_data(r), "BUY"))))
+    settings = llm_settings(stub.base_url, stub.model, tmp_path, gating={"enabled": False},
+                            structured_output="json_schema")  # fmt: skip
+    _, decisions = run_snapshots(settings, 2)
+    fmt = stub.requests[0]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["required"] == [
+        "symbol", "action", "conviction", "size_fraction", "horizon", "rationale", "evidence"
+    ]  # fmt: skip
+    assert "tools" not in stub.requests[0]
+    assert decisions[0]["reasoner"]["outcome"] == "ok" and decisions[0]["outcome"] == "ordered"
+    assert decisions[0]["reasoner"]["calls"][0]["params"]["structured_output"] == "json_schema"
