@@ -250,3 +250,25 @@ def test_cassette_entries_are_never_overwritten(tmp_path: Path) -> None:
     assert Cassette.open_for_replay(tmp_path / "c").get(key) == first
     with pytest.raises(CassetteError, match="was recorded with reasoner 'llm', this run uses 'crew'"):
         Cassette.open_for_recording(tmp_path / "c", {**identity, "reasoner": "crew"})
+
+
+def test_the_daily_budget_rolls_over_at_utc_midnight() -> None:
+    from agents.budget import BudgetTracker, Usage
+    from tools.llm_config import BudgetConfig
+
+    now = {"t": 1_704_153_600.0 - 60}  # 2024-01-01 23:59 UTC
+    asked: list[int] = []
+
+    def journal_usage(since_ms: int) -> Usage:
+        asked.append(since_ms)
+        return Usage(calls=4, tokens=900, cost_usd=0.0)  # earlier runs of that day
+
+    budget = BudgetTracker(BudgetConfig(max_tokens_per_day=1000, max_output_tokens=50), day_usage=journal_usage,
+                           clock=lambda: now["t"])  # fmt: skip
+    assert "900 tokens used today" in str(budget.refusal(60, 50))
+    assert budget.refusal(40, 10) is None
+    budget.spend(40, 10, 0.0)
+    assert budget.day.tokens == 950 and budget.run.tokens == 50
+    now["t"] += 120  # 2024-01-02 00:01: a new day, read again from the journal
+    assert budget.refusal(60, 50) is not None and asked == [1_704_067_200_000, 1_704_153_600_000]
+    assert budget.day.tokens == 900 and budget.run.tokens == 50
