@@ -80,6 +80,7 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
+        run("warm-up (not shown)", settings_for("rules", t / "w.sqlite", True), n)  # imports, first graph build
         rows.append(run("rules, gating on", settings_for("rules", t / "r1.sqlite", True), n))
         rows.append(run("rules, gating off", settings_for("rules", t / "r2.sqlite", False), n))
         if not args.skip_local:
