@@ -31,3 +31,7 @@ class LLMError(TradegraphError):
 
 class CassetteError(TradegraphError):
     """A cassette (recorded LLM answers) is missing an entry, malformed, or from another reasoner: the run stops."""
+
+
+class ExchangePermanentError(TradegraphError):
+    """The exchange refused a request for a reason a retry cannot fix (bad symbol, bad request, auth, ...)."""

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
@@ -34,12 +34,22 @@ from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
 from prompts import PromptError, PromptTemplate, load_prompt
+from tools.broker import Broker
+from tools.clock import Clock, SystemClock
 from tools.errors import CassetteError, ConfigError
 from tools.llm_config import LLMSettings
 from tools.news import NewsFeed
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
+from tools.risk_gate import RiskLimits
 from tools.timeframes import day_start_ms
+from tradegraph.execution_cli import Execution
+
+if TYPE_CHECKING:
+    from infra.scheduler import CandleSchedule
+    from tools.ccxt_broker import Reconciliation
+    from tools.ccxt_exchange import ExchangeFactory, ExchangeSession
+    from tools.ccxt_feed import CcxtFeed
 
 
 def bundled_data_dir() -> Path:
@@ -198,6 +208,78 @@ def make_reasoner(
     return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
 
 
+# --- execution: the broker a session sends its orders to ----------------------------------------------
+
+
+def exchange_client_factory() -> Any:
+    """How exchange brokers build their synchronous ccxt instance, ``factory(exchange_id, config)`` (tests
+    replace this function with a wire-level fake)."""
+    from tools.ccxt_broker import create_exchange
+
+    return create_exchange
+
+
+def broker_clock() -> tuple[Any, Any]:
+    """``(now_ms, sleep)`` of exchange brokers (tests replace them with a manual clock)."""
+    return (lambda: int(time.time() * 1000)), time.sleep
+
+
+def open_broker(
+    settings: Settings, execution: Execution, journal: JournalStore, run_id: str
+) -> tuple[Broker, dict[str, Any]]:
+    """The broker of the execution mode, and what the run's config records about it (``execution``).
+
+    For an exchange mode: the exchange is checked (id, keys, symbols listed, one quote currency), the
+    journal's history of this exchange account is reconciled with the exchange, and the reconciliation's
+    changes (fills, status updates, adopted orders) and report are journaled, before any decision."""
+    if execution.mode == "paper":
+        return PaperBroker(settings.paper), {"broker": "paper", "mode": "paper"}
+    from tools.ccxt_broker import CcxtBroker, select_venue
+    from tools.reconcile import JournalOrder
+
+    if settings.limits.allow_short:
+        raise ConfigError("the ccxt broker trades spot, long only: set limits.allow_short = false")
+    credentials = execution.credentials
+    config: dict[str, Any] = {"timeout": settings.live.request_timeout_ms}
+    if credentials is not None:
+        config.update(credentials.ccxt_config())
+    exchange = select_venue(exchange_client_factory()(settings.exchange, config), execution.mode)
+    now_ms, sleep = broker_clock()
+    broker = CcxtBroker(exchange, settings.symbols, settings.live, execution.mode, now_ms=now_ms, sleep=sleep,
+                        secrets=credentials.values() if credentials else ())  # fmt: skip
+    history = [JournalOrder(**row) for row in journal.account_orders(settings.exchange, execution.mode)]
+    point = journal.account_portfolio(settings.exchange, execution.mode)
+    recon = broker.start(history, point, point["peak_equity"] if point else None)
+    record_reconciliation(journal, run_id, settings.timeframe, recon)
+    info = {"broker": "ccxt", "mode": execution.mode, "exchange": settings.exchange,
+            "reconciliation": recon.report.model_dump(mode="json")}  # fmt: skip
+    return broker, info
+
+
+def record_reconciliation(journal: JournalStore, run_id: str, timeframe: str, recon: Reconciliation) -> None:
+    """Journal what a start-up reconciliation changed: fills found, statuses, and adopted orders (each with
+    a decision of outcome "adopted" in this run, since the journal had none for it)."""
+    from infra.journal import DecisionRecord
+    from tools.errors import JournalError
+
+    journal.record_fills(recon.fills)
+    for order in recon.changed:
+        journal.record_order(order)
+    for order in recon.adopted:
+        record = DecisionRecord(
+            id=order.decision_id, run_id=run_id, symbol=order.symbol, timeframe=timeframe,
+            candle_time=order.submitted_at, as_of=order.submitted_at, outcome="adopted",
+            reason=f"reconciliation: {order.note}", action=None, inputs_hash="-",
+            window_start=order.submitted_at, window_end=order.submitted_at, window_length=0,
+            order=order.model_dump(mode="json"),
+        )  # fmt: skip
+        try:
+            journal.record_decision(record, order)
+        except JournalError:  # the decision is journaled (its order row was not): keep it, add the order
+            journal.record_order(order)
+    journal.flush()
+
+
 @dataclass
 class ReplayJob:
     session: ReplaySession
@@ -231,6 +313,30 @@ def time_range(settings: Settings) -> tuple[int | None, int | None]:
     return start_ms, end_ms
 
 
+def reasoning(
+    settings: Settings,
+    limits: RiskLimits,
+    endpoint: Endpoint | None,
+    journal: Callable[[], JournalStore],
+    news_dir: Path | None,
+) -> tuple[Reasoner, ReasonerContext | None, bool]:
+    """The reasoner, what it is shown beyond the tool outputs, and whether every valid snapshot goes to it
+    (gating off). A replay routes and shows what the recorded run did."""
+    resolved = replay_llm_settings(settings)
+    llm = resolved[1]
+    context = None
+    if settings.reasoner != "rules":
+        context = ReasonerContext(
+            limits=limits,
+            risk=settings.risk,
+            recent_candles=llm.recent_candles,
+            news=NewsFeed.from_dir(news_dir) if news_dir is not None else None,
+            news_lookback_ms=int(llm.news_lookback_hours * 3_600_000),
+            news_max_items=llm.news_max_items,
+        )
+    return make_reasoner(settings, endpoint, journal, resolved), context, not llm.gating.enabled
+
+
 def build_replay(
     settings: Settings,
     run_id: str | None = None,
@@ -250,21 +356,9 @@ def build_replay(
     limits = settings.limits
     if not limits.allowed_symbols:
         limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
-    resolved = replay_llm_settings(settings)  # a replay routes and shows what the recorded run did
-    llm = resolved[1]
-    context = None
-    if settings.reasoner != "rules":
-        context = ReasonerContext(
-            limits=limits,
-            risk=settings.risk,
-            recent_candles=llm.recent_candles,
-            news=NewsFeed.from_dir(data_dir),
-            news_lookback_ms=int(llm.news_lookback_hours * 3_600_000),
-            news_max_items=llm.news_max_items,
-        )
     opened: list[JournalStore] = []
     # the reasoner (and its cassette) first: a bad cassette or setting fails before the journal is touched
-    reasoner = make_reasoner(settings, endpoint, lambda: opened[0], resolved)
+    reasoner, context, every = reasoning(settings, limits, endpoint, lambda: opened[0], data_dir)
     journal = open_journal(journal_path or settings.journal)
     opened.append(journal)
     broker = PaperBroker(settings.paper)
@@ -278,9 +372,141 @@ def build_replay(
         journal=journal,
         run_id=rid,
         context=context,
-        reason_every_snapshot=not llm.gating.enabled,
+        reason_every_snapshot=every,
     )
     session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+
+
+# --- live market data ---------------------------------------------------------------------------------
+
+
+def live_clock() -> Clock:
+    """The clock of live sessions (tests replace this function to run several closes without waiting)."""
+    return SystemClock()
+
+
+def exchange_factory() -> ExchangeFactory:
+    """How live sessions build their ccxt exchange (tests replace this with a wire-level fake)."""
+    from tools.ccxt_exchange import create_exchange
+
+    return create_exchange
+
+
+def open_exchange_session(settings: Settings) -> tuple[ExchangeSession, Clock]:
+    """A REST session on the settings' exchange with its markets loaded and the symbols and timeframe
+    checked against them (ConfigError otherwise), and the clock to read "now" from."""
+    from tools.ccxt_exchange import ExchangeSession, RetryPolicy
+
+    cfg = settings.feed.ccxt
+    retry = RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay_s, cfg.retry_max_delay_s)
+    session = ExchangeSession(settings.exchange, exchange_factory(), {"timeout": cfg.request_timeout_ms}, retry)
+    try:
+        session.load_markets()
+        session.check_timeframe(settings.timeframe)
+        session.check_symbols(settings.symbols)
+    except BaseException:
+        session.close()
+        raise
+    return session, live_clock()
+
+
+def open_ccxt_feed(settings: Settings, clock: Clock | None = None) -> CcxtFeed:
+    """The live feed of the settings; the exchange id, symbols and timeframe are checked against the
+    exchange's markets before it returns (ConfigError otherwise)."""
+    from tools.ccxt_feed import CcxtFeed
+
+    return CcxtFeed(
+        settings.exchange,
+        settings.symbols,
+        settings.timeframe,
+        settings.window,
+        clock or live_clock(),
+        settings.feed.ccxt,
+        factory=exchange_factory(),
+    )
+
+
+@dataclass
+class LiveJob:
+    session: ReplaySession
+    feed: CcxtFeed
+    schedule: CandleSchedule
+    journal: JournalStore
+    broker: Broker
+    settings: Settings
+    config: dict[str, Any]
+
+    def close(self) -> None:
+        try:
+            self.feed.close()
+        finally:
+            try:
+                close = getattr(self.broker, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self.journal.close()
+
+
+def build_live(
+    settings: Settings,
+    iterations: int | None = None,
+    run_id: str | None = None,
+    observers: Sequence[SessionObserver] = (),
+    execution: Execution | None = None,
+    endpoint: Endpoint | None = None,
+) -> LiveJob:
+    """A session on live exchange data, run at each candle close: paper by default, or orders on the
+    exchange (``execution``: sandbox, demo, live), reconciled with the journal before the first decision.
+    The feed (exchange, symbols, timeframe) is checked before the journal is opened: a bad setting writes
+    nothing."""
+    from infra.scheduler import CandleSchedule
+
+    execution = execution or Execution()
+    clock = live_clock()
+    feed = open_ccxt_feed(settings, clock)
+    rid = run_id or new_run_id()
+    journal: JournalStore | None = None
+    try:
+        limits = settings.limits
+        if not limits.allowed_symbols:
+            limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+        opened: list[JournalStore] = []
+        reasoner, context, every = reasoning(settings, limits, endpoint, lambda: opened[0], settings.data_dir)
+        journal = open_journal(settings.journal)
+        opened.append(journal)
+        broker, execution_info = open_broker(settings, execution, journal, rid)
+    except BaseException:
+        feed.close()
+        if journal is not None:
+            journal.close()
+        raise
+    deps = GraphDeps(
+        ta=settings.ta,
+        reasoner=reasoner,
+        risk=settings.risk,
+        limits=limits,
+        broker=broker,
+        journal=journal,
+        run_id=rid,
+        context=context,
+        reason_every_snapshot=every,
+    )
+    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
+    schedule = CandleSchedule(
+        feed,
+        settings.symbols,
+        settings.timeframe,
+        clock,
+        settle_delay_ms=int(settings.feed.settle_delay_s * 1000) + feed.lag_ms,  # a lagging exchange closes later
+        max_catch_up=settings.feed.max_catch_up,
+        iterations=iterations,
+    )
+    config = redacted_config(settings)
+    config["feed"] = {**config["feed"], "source": "ccxt"}
+    if execution.mode != "paper":
+        config["execution"] = execution_info
+    return LiveJob(session, feed, schedule, journal, broker, settings, config)
