@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from graph.observer import SessionObserver
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
 from tools.broker import Broker
-from tools.errors import JournalError
+from tools.errors import CassetteError, JournalError
 from tools.market import Snapshot, SnapshotUnavailable
 from tools.paper_broker import Bar
 from tools.timeframes import timeframe_ms
@@ -40,6 +40,14 @@ class RunSummary(BaseModel):
     first_candle: int | None = None
     last_candle: int | None = None
     elapsed_s: float = 0.0
+    llm_calls: int = 0
+    """Requests that went to an LLM endpoint (replayed answers and budget refusals are not calls)."""
+    llm_tokens: int = 0
+    llm_cost_usd: float = 0.0
+    llm_replayed: int = 0
+    """Answers taken from a cassette instead of an endpoint."""
+    llm_outcomes: dict[str, int] = Field(default_factory=dict)
+    """Reasoner outcomes of LLM reasoners: ok, skipped (gating), llm_error, llm_rejected, budget_exhausted."""
 
 
 def unavailable_record(run_id: str, did: str, item: SnapshotUnavailable, equity: float) -> DecisionRecord:
@@ -116,6 +124,7 @@ class ReplaySession:
         actions: Counter[str] = Counter()
         denials: Counter[str] = Counter()
         shrinks: Counter[str] = Counter()
+        llm_outcomes: Counter[str] = Counter()
         peak = summary.initial_equity
         current_time: int | None = None
         status = "failed"
@@ -151,6 +160,16 @@ class ReplaySession:
                     (shrinks if state["verdict"].approved else denials).update(reasons)
                 if "order" in state:
                     summary.orders += 1
+                trace = state.get("trace")
+                if trace is not None and trace.reasoner != "rules":
+                    llm_outcomes[trace.outcome] += 1
+                    for call in trace.calls:
+                        if call.source == "replayed":
+                            summary.llm_replayed += 1
+                        elif call.spent:
+                            summary.llm_calls += 1
+                            summary.llm_tokens += call.input_tokens + call.output_tokens
+                            summary.llm_cost_usd += call.cost_usd
                 if on_step:
                     on_step(snap)
             if current_time is not None:
@@ -163,6 +182,7 @@ class ReplaySession:
         finally:
             summary.outcomes, summary.actions = dict(outcomes), dict(actions)
             summary.gate_denials, summary.gate_shrinks = dict(denials), dict(shrinks)
+            summary.llm_outcomes = dict(llm_outcomes)
             summary.final_equity = self.broker.equity()
             summary.pnl = summary.final_equity - summary.initial_equity
             summary.return_pct = 100 * summary.pnl / summary.initial_equity if summary.initial_equity else 0.0
@@ -185,7 +205,7 @@ class ReplaySession:
         portfolio = self.broker.portfolio_view()
         try:
             state = self._invoke(did, {"decision_id": did, "snapshot": snap, "portfolio": portfolio, "timings": {}})
-        except JournalError:
+        except (JournalError, CassetteError):
             raise
         except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
             self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))

@@ -400,3 +400,18 @@ class PostgresJournal:
         return self._with_body(
             self._rows(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE run_id = $1 ORDER BY candle_time, seq", run_id)
         )
+
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        self.flush()  # this store buffers writes: count them too
+        rows = self._rows(
+            "SELECT COUNT(*) AS calls, "
+            "COALESCE(SUM((c->>'input_tokens')::bigint + (c->>'output_tokens')::bigint), 0) AS tokens, "
+            "COALESCE(SUM((c->>'cost_usd')::double precision), 0) AS cost_usd "
+            "FROM decisions d, jsonb_array_elements(CASE jsonb_typeof(d.body->'reasoner'->'calls') "
+            "WHEN 'array' THEN d.body->'reasoner'->'calls' ELSE '[]'::jsonb END) c "
+            "WHERE (c->>'called_at')::bigint >= $1 AND c->>'source' <> 'replayed' "
+            "AND c->>'outcome' <> 'budget_exhausted'",
+            since_ms,
+        )
+        row = rows[0]
+        return {"calls": float(row["calls"]), "tokens": float(row["tokens"]), "cost_usd": float(row["cost_usd"])}

@@ -320,3 +320,17 @@ class SqliteJournal:
         for row in rows:
             row.update(json.loads(row.pop("body")))
         return rows
+
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        rows = self._rows(
+            "SELECT COUNT(*) AS calls, "
+            "COALESCE(SUM(json_extract(c.value, '$.input_tokens') + json_extract(c.value, '$.output_tokens')), 0) "
+            "AS tokens, COALESCE(SUM(json_extract(c.value, '$.cost_usd')), 0) AS cost_usd "
+            "FROM decisions d, json_each(d.body, '$.reasoner.calls') c "
+            "WHERE json_extract(d.body, '$.reasoner.calls') IS NOT NULL "
+            "AND json_extract(c.value, '$.called_at') >= ? AND json_extract(c.value, '$.source') != 'replayed' "
+            "AND json_extract(c.value, '$.outcome') != 'budget_exhausted'",
+            (since_ms,),
+        )
+        row = rows[0]
+        return {"calls": float(row["calls"]), "tokens": float(row["tokens"]), "cost_usd": float(row["cost_usd"])}

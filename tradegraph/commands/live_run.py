@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from rich.console import Console
@@ -53,7 +54,7 @@ class DecisionPrinter:
 
 def run_live(args: argparse.Namespace, settings: Settings, execution: Execution | None = None) -> int:
     from tradegraph.commands.run_cmd import print_summary
-    from tradegraph.composition import build_live, open_influx_sink
+    from tradegraph.composition import build_live, llm_endpoint, open_influx_sink
 
     for flag, value in (("--start", args.start), ("--end", args.end), ("--data", args.data_dir)):
         if value is not None:
@@ -77,12 +78,15 @@ def run_live(args: argparse.Namespace, settings: Settings, execution: Execution 
         metrics.serve(args.metrics_port, settings.metrics_host)
     printer = DecisionPrinter(console)
     sink = None
+    llm = ExitStack()  # the bundled model's server (reasoner local) lives as long as the session
     try:
         sink = open_influx_sink(settings, metrics)
         observers: list[Any] = [o for o in (printer, metrics, sink) if o is not None]
+        endpoint = llm.enter_context(llm_endpoint(settings))
         job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers,
-                         execution=execution)  # fmt: skip
+                         execution=execution, endpoint=endpoint)  # fmt: skip
     except BaseException:
+        llm.close()
         if sink is not None:
             sink.close()
         if metrics is not None:
@@ -119,7 +123,10 @@ def run_live(args: argparse.Namespace, settings: Settings, execution: Execution 
         streams_text = stream_text(feed.stream_states()) if feed.streaming else "not used"
         requests = f"{feed.session.requests} ({feed.session.retries} retried)"
     finally:
-        job.close()
+        try:
+            job.close()
+        finally:
+            llm.close()
         if sink is not None:
             sink.close()
         if metrics is not None:
