@@ -42,6 +42,21 @@ class RunSummary(BaseModel):
     elapsed_s: float = 0.0
 
 
+def snapshot_bar(snap: Snapshot) -> Bar:
+    """The snapshot's last closed candle as the broker sees it (settled before the decision on it)."""
+    w = snap.window
+    return Bar(
+        symbol=snap.symbol,
+        open_time=snap.candle_time,
+        close_time=snap.candle_time + timeframe_ms(snap.timeframe),
+        open=float(w.open[-1]),
+        high=float(w.high[-1]),
+        low=float(w.low[-1]),
+        close=float(w.close[-1]),
+        volume=float(w.volume[-1]),
+    )
+
+
 def error_record(run_id: str, did: str, snap: Snapshot, equity: float, exc: Exception) -> DecisionRecord:
     w = snap.window
     return DecisionRecord(
@@ -156,18 +171,7 @@ class ReplaySession:
         return summary
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
-        w = snap.window
-        bar = Bar(
-            symbol=snap.symbol,
-            open_time=snap.candle_time,
-            close_time=snap.candle_time + timeframe_ms(snap.timeframe),
-            open=float(w.open[-1]),
-            high=float(w.high[-1]),
-            low=float(w.low[-1]),
-            close=float(w.close[-1]),
-            volume=float(w.volume[-1]),
-        )
-        fills = self.broker.on_candle(bar)
+        fills = self.broker.on_candle(snapshot_bar(snap))
         summary.fills += len(fills)
         self.journal.record_fills(fills)
         if fills:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from infra.chat_settings import ChatSettings
 from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
+from agents.chat_deterministic import ChatAnswer
+from agents.journal_tools import InspectorTools
 from agents.reasoner import Reasoner
 from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
+from infra.chat_settings import ChatSettings
 from infra.journal import JournalStore
-from infra.redact import is_postgres_url
+from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
+from tools.broker import Broker
 from tools.errors import ConfigError
+from tools.journal_reader import JournalReader
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
 from tools.timeframes import day_start_ms
+
+if TYPE_CHECKING:
+    from evals.decision_replay import ReplayReport as DecisionReplay
 
 
 def bundled_data_dir() -> Path:
@@ -38,6 +51,67 @@ def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
     return SqliteJournal(Path(target), read_only=read_only)
 
 
+def open_journal_reader(target: str | Path) -> JournalReader:
+    """The journal opened read-only for inspection (chat, replay, web): SQLite through a read-only URI."""
+    if isinstance(target, str) and is_postgres_url(target):
+        from infra.postgres_journal import PostgresJournal
+
+        return PostgresJournal(target, read_only=True)
+    return SqliteJournal(Path(target), read_only=True)
+
+
+def inspector_tools(reader: JournalReader, run_id: str | None = None) -> InspectorTools:
+    """The chat inspector's journal tools, with performance computed by evals.journal_performance."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+
+    return InspectorTools(reader, partial(performance_vs_buy_and_hold, reader), run_id)
+
+
+class ChatSession:
+    """What answers chat questions over one journal: the deterministic reader, or the LLM agent over it."""
+
+    def __init__(self, reader: JournalReader, settings: ChatSettings, run_id: str | None = None) -> None:
+        from agents.chat_deterministic import DeterministicChat
+
+        self.reader = reader
+        self.tools = inspector_tools(reader, run_id)
+        self.tools.run()  # an unknown --run fails here, before any question
+        self.deterministic = DeterministicChat(self.tools)
+        self._agent: Any = None
+        self._stack = contextlib.ExitStack()
+        self.description = "deterministic (no LLM configured)"
+        if settings.llm and settings.llm.lower() != "none":
+            self._agent = self._make_agent(settings)
+
+    def _make_agent(self, settings: ChatSettings) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        from agents.chat_agent import InspectorAgent
+
+        llm = settings.llm or ""
+        if llm.lower() == "local":
+            raise ConfigError(
+                "--llm local needs the bundled local model server (agents.local_server), not available yet"
+            )
+        if not llm.startswith(("http://", "https://")):
+            raise ConfigError(f"--llm {llm!r} is neither 'local', 'none' nor an http(s):// base URL")
+        base_url, model = llm, settings.model or "default"
+        key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("OPENAI_API_KEY", "unused")
+        chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key), temperature=settings.temperature,
+                                timeout=settings.timeout_s, max_retries=0)  # fmt: skip
+        self.description = f"LLM agent ({model} at {redact_url(base_url)})"
+        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)
+
+    def answer(self, question: str) -> ChatAnswer:
+        if self._agent is not None:
+            answer: ChatAnswer = self._agent.answer(question)
+            return answer
+        return self.deterministic.answer(question)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 def new_run_id() -> str:
     return f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
@@ -46,6 +120,33 @@ def make_reasoner(settings: Settings) -> Reasoner:
     if settings.reasoner == "rules":
         return RulesReasoner(settings.fusion)
     raise ConfigError(f"unknown reasoner {settings.reasoner!r}")  # pragma: no cover - Literal guards it
+
+
+def decision_graph(settings: Settings, broker: Broker, journal: JournalStore, run_id: str) -> Any:
+    """The compiled decision graph of the settings, executing on ``broker`` and journaling into ``journal``."""
+    limits = settings.limits
+    if not limits.allowed_symbols:
+        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+    deps = GraphDeps(
+        ta=settings.ta,
+        reasoner=make_reasoner(settings),
+        risk=settings.risk,
+        limits=limits,
+        broker=broker,
+        journal=journal,
+        run_id=run_id,
+    )
+    return build_graph(deps)
+
+
+def replay_one(reader: JournalReader, decision_id: str, data_dir: Path | None = None) -> DecisionReplay:
+    """Re-run one journaled decision on its rebuilt snapshot and portfolio (evals.decision_replay)."""
+    from evals.decision_replay import replay_decision
+
+    def feed_of(settings: Settings) -> RecordedFeed:
+        return open_feed(settings)
+
+    return replay_decision(reader, decision_id, decision_graph, feed_of, lambda s: time_range(s)[0], data_dir)
 
 
 @dataclass
@@ -95,22 +196,10 @@ def build_replay(
         feed.check_range(settings.symbols, settings.timeframe, start_ms, end_ms)
     data_dir = feed.data_dir
     feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)
-    limits = settings.limits
-    if not limits.allowed_symbols:
-        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
     journal = open_journal(journal_path or settings.journal)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
-    deps = GraphDeps(
-        ta=settings.ta,
-        reasoner=make_reasoner(settings),
-        risk=settings.risk,
-        limits=limits,
-        broker=broker,
-        journal=journal,
-        run_id=rid,
-    )
-    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
+    session = ReplaySession(decision_graph(settings, broker, journal, rid), broker, journal, rid, observers)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
