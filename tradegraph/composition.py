@@ -112,6 +112,28 @@ class ChatSession:
         self._stack.close()
 
 
+def web_app(session: ChatSession) -> Any:
+    """The read-only dashboard (infra.web) over the session's journal, with its chat panel answered by ``session``."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+    from infra.web.app import WebDeps, create_app
+
+    reader = session.reader
+
+    def chat_run() -> str | None:
+        run = session.tools.run()
+        return str(run["run_id"]) if run else None
+
+    deps = WebDeps(
+        reader=reader,
+        answer=lambda question: session.answer(question).model_dump(),
+        explain=lambda decision_id: session.tools.explain_decision(decision_id).data,
+        performance=lambda run_id: performance_vs_buy_and_hold(reader, run_id),
+        chat_run=chat_run,
+        chat_mode=session.description,
+    )
+    return create_app(deps)
+
+
 def new_run_id() -> str:
     return f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
