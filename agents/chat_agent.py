@@ -35,7 +35,8 @@ from tools.timeframes import to_iso
 
 PROMPT_ID = "chat_inspector_v1"
 PROMPT_PATH = Path(__file__).resolve().parent.parent / "prompts" / f"{PROMPT_ID}.txt"
-MAX_TOOL_CHARS = 6000
+MAX_TOOL_CHARS = 3500
+LOOKUP_TEXT = " "  # not echoable as an answer: an empty reply is withheld
 VERBOSE_KEYS = ("inputs", "indicators", "portfolio_at_decision", "proposal", "values", "raw_response", "parsed")
 
 
@@ -237,7 +238,7 @@ class InspectorAgent:
             return {}
         calls = [{"name": o.tool, "args": _prefetch_args(q, o), "id": f"prefetch-{i}", "type": "tool_call"}
                  for i, o in enumerate(outputs)]  # fmt: skip
-        messages: list[AnyMessage] = [AIMessage(content="", tool_calls=calls)]
+        messages: list[AnyMessage] = [AIMessage(content=LOOKUP_TEXT, tool_calls=calls)]
         messages += [
             ToolMessage(content=model_view(o), tool_call_id=c["id"]) for o, c in zip(outputs, calls, strict=True)
         ]
@@ -245,7 +246,7 @@ class InspectorAgent:
 
     def _call_model(self, state: AgentState) -> AgentState:
         try:
-            reply = self.model.invoke(state["messages"])
+            reply = self.model.invoke([_with_text(m) for m in state["messages"]])
         except Exception as exc:  # any endpoint failure: the deterministic answer is shown instead
             return {"failure": f"the model endpoint failed ({type(exc).__name__}: {str(exc)[:200]})"}
         return {"messages": [reply], "steps": state.get("steps", 0) + 1}
@@ -254,17 +255,22 @@ class InspectorAgent:
         if state.get("failure"):
             return "verify"
         last = state["messages"][-1]
-        if isinstance(last, AIMessage) and last.tool_calls and state.get("steps", 0) < self.max_steps:
+        wants_tools = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
+        if wants_tools and state.get("steps", 0) < self.max_steps:
             return "tools"
         return "verify"
 
     def _run_tools(self, state: AgentState) -> AgentState:
         last = state["messages"][-1]
         assert isinstance(last, AIMessage)
-        outputs = [call_tool(self.tools, c["name"], c.get("args") or {}) for c in last.tool_calls]
-        messages: list[AnyMessage] = [ToolMessage(content=model_view(o), tool_call_id=c["id"] or f"call-{i}")
-                    for i, (o, c) in enumerate(zip(outputs, last.tool_calls, strict=True))]  # fmt: skip
-        return {"messages": messages, "outputs": outputs}
+        calls = [(c["id"], call_tool(self.tools, c["name"], c.get("args") or {})) for c in last.tool_calls]
+        for bad in last.invalid_tool_calls:  # arguments that are not JSON: say so, the model may try again
+            error = f"the arguments of {bad.get('name')!r} are not valid JSON: {str(bad.get('args'))[:200]}"
+            calls.append((bad.get("id"), ToolOutput(tool=str(bad.get("name")), data={"error": error})))
+        messages: list[AnyMessage] = [
+            ToolMessage(content=model_view(o), tool_call_id=cid or f"call-{i}") for i, (cid, o) in enumerate(calls)
+        ]
+        return {"messages": messages, "outputs": [o for _, o in calls]}
 
     def _verify(self, state: AgentState) -> AgentState:
         outputs = state.get("outputs", [])
@@ -273,7 +279,7 @@ class InspectorAgent:
         text = ""
         if not failure:
             last = state["messages"][-1]
-            if isinstance(last, AIMessage) and last.tool_calls:
+            if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
                 failure = f"the model gave no answer within {self.max_steps} turns"
             else:
                 text = _text_of(last)
@@ -287,6 +293,13 @@ class InspectorAgent:
         shown = f"{failure[0].upper()}{failure[1:]}. The deterministic answer:\n{fallback.text}"
         return {"answer": ChatAnswer(text=shown, cited=fallback.cited, mode="withheld", understood=fallback.understood,
                                      tools=used or fallback.tools, withheld_reason=failure)}  # fmt: skip
+
+
+def _with_text(message: AnyMessage) -> AnyMessage:
+    """An assistant tool-call turn with some text: llama.cpp's server rejects one whose content is null."""
+    if isinstance(message, AIMessage) and message.tool_calls and not message.content:
+        return message.model_copy(update={"content": LOOKUP_TEXT})
+    return message
 
 
 def _text_of(message: AnyMessage) -> str:

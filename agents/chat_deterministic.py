@@ -100,26 +100,29 @@ class DeterministicChat:
 
     # --- answering ----------------------------------------------------------------------------------
     def answer(self, text: str) -> ChatAnswer:
+        return self.respond(text)[0]
+
+    def respond(self, text: str) -> tuple[ChatAnswer, list[ToolOutput]]:
+        """The answer and the tool outputs it was written from."""
         q = self.understand(text)
         if q.kind == "help":
-            return ChatAnswer(text=HELP)
-        if q.problem:
-            return ChatAnswer(text=f"I can't read that question: {q.problem}.", understood=False)
+            return ChatAnswer(text=HELP), []
         if self.tools.run() is None:
-            return ChatAnswer(text="The journal holds no run yet: there is nothing to answer from.", understood=True)
+            return ChatAnswer(text="The journal holds no run yet: there is nothing to answer from."), []
+        if q.problem:
+            return ChatAnswer(text=f"I can't read that question: {q.problem}.", understood=False), []
         outputs = self.gather(q)
         if not outputs:
-            return ChatAnswer(
-                text="I can't answer that from the journal (I only report what was journaled: decisions, their "
-                "evidence, orders, fills, positions, gate denials and performance; I don't predict or guess).\n\n"
-                + HELP,
-                understood=False,
+            text = (
+                "I can't answer that from the journal (I only report what was journaled: decisions, their evidence, "
+                "orders, fills, positions, gate denials and performance; I don't predict or guess).\n\n" + HELP
             )
+            return ChatAnswer(text=text, understood=False), []
         text = render(q, outputs)
         if q.notes:
             text += "\n(" + "; ".join(q.notes) + ")"
         cited = list(dict.fromkeys(i for o in outputs for i in o.decision_ids if f"[{i}]" in text))
-        return ChatAnswer(text=text, cited=cited, tools=[o.tool for o in outputs])
+        return ChatAnswer(text=text, cited=cited, tools=[o.tool for o in outputs]), outputs
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -169,8 +172,10 @@ def render_find(o: ToolOutput, count_only: bool = False) -> str:
     data = o.data
     filters = ", ".join(f"{k} {v}" for k, v in data["filters"].items()) or "no filter"
     head = f"{data['total']} decisions in run {data['run_id']} match ({filters})"
-    if count_only or not data["decisions"]:
-        return head + ("." if data["total"] else "; the journal has none.")
+    if not data["decisions"]:
+        return head + "; the journal has none."
+    if count_only:
+        return head + ", for example " + cite([d["id"] for d in data["decisions"][:3]]) + "."
     more = f"; showing {data['shown']}" if data["shown"] < data["total"] else ""
     return head + more + ":\n" + "\n".join(_line(d) for d in data["decisions"])
 

@@ -35,6 +35,7 @@ from tools.trade_types import Order, OrderStatus
 
 IGNORED = {"node_timings_us", "orders", "fills", "run_id"}
 """Stored keys that are not part of what was decided."""
+REDACTED = "***"
 IGNORED_NESTED = {"latency_ms", "called_at"}
 """Wall-clock measurements inside the reasoner trace."""
 
@@ -61,7 +62,7 @@ class ReplayReport:
 
 def run_settings(config: dict[str, Any], data_dir: Path | None) -> Settings:
     """The settings a run journaled (its config), with the data directory overridden when given."""
-    values = {k: v for k, v in config.items() if k in Settings.model_fields}
+    values = {k: v for k, v in _without_redacted(config).items() if k in Settings.model_fields and k != "chat"}
     values["journal"] = ":memory:"
     values["progress"] = False
     if data_dir is not None:
@@ -70,6 +71,13 @@ def run_settings(config: dict[str, Any], data_dir: Path | None) -> Settings:
         return Settings(**values)
     except ValueError as exc:
         raise DataError(f"the run's journaled config is not usable by this tradegraph: {exc}") from None
+
+
+def _without_redacted(value: Any) -> Any:
+    """The config without the values the journal redacted ("***"): the defaults stand in for them."""
+    if isinstance(value, dict):
+        return {k: _without_redacted(v) for k, v in value.items() if v != REDACTED}
+    return value
 
 
 def _comparable(value: Any, key: str = "") -> Any:

@@ -5,8 +5,9 @@
 - Buy-and-hold: the strategy's equity at the first point of the range split equally over the run's symbols,
   each bought at its close at that first point (the close a decision at that time saw, from the decision's
   indicators) with the run's own fee and slippage (``paper.fee_bps``, ``paper.slippage_bps``), then held and
-  marked at each symbol's latest journaled close at or before every point. A symbol without a close at the
-  first point keeps its share in cash.
+  marked at each symbol's latest journaled close at or before every later point; its first point is the cash
+  it starts from, so the entry costs count in its return. A symbol without a close at the first point keeps
+  its share in cash.
 - Metrics are those of ``evals.metrics`` (total return, max drawdown, Sharpe annualized for the run's
   timeframe with rf = 0), computed the same way for both curves.
 """
@@ -80,6 +81,7 @@ def performance_vs_buy_and_hold(
             "last_close": float(values[last]),
             "last_decision": closes[last][2],
         }
+    hold[0] = equity[0]  # as in evals.baselines: the first point is the cash, costs show from the second on
     strategy = _curve_metrics(equity, ppy)
     baseline = _curve_metrics(hold, ppy)
     return {

@@ -81,7 +81,11 @@ class ChatSession:
         self._stack = contextlib.ExitStack()
         self.description = "deterministic (no LLM configured)"
         if settings.llm and settings.llm.lower() != "none":
-            self._agent = self._make_agent(settings)
+            try:
+                self._agent = self._make_agent(settings)
+            except BaseException:
+                self._stack.close()
+                raise
 
     def _make_agent(self, settings: ChatSettings) -> Any:
         from langchain_openai import ChatOpenAI
@@ -90,14 +94,17 @@ class ChatSession:
 
         llm = settings.llm or ""
         if llm.lower() == "local":
-            raise ConfigError(
-                "--llm local needs the bundled local model server (agents.local_server), not available yet"
-            )
-        if not llm.startswith(("http://", "https://")):
+            from agents.local_server import LocalLLMServer
+
+            server = self._stack.enter_context(LocalLLMServer())
+            base_url, model, key = server.base_url, server.model, "local"
+        elif llm.startswith(("http://", "https://")):
+            base_url, model = llm, settings.model or "default"
+            key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("OPENAI_API_KEY", "")
+        else:
             raise ConfigError(f"--llm {llm!r} is neither 'local', 'none' nor an http(s):// base URL")
-        base_url, model = llm, settings.model or "default"
-        key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("OPENAI_API_KEY", "unused")
-        chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key), temperature=settings.temperature,
+        chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key or "unused"),
+                                temperature=settings.temperature, max_tokens=settings.answer_limit,
                                 timeout=settings.timeout_s, max_retries=0)  # fmt: skip
         self.description = f"LLM agent ({model} at {redact_url(base_url)})"
         return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)

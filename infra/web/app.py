@@ -83,6 +83,20 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+TIME_KEYS = {"called_at", "submitted_at", "timestamp", "candle_time", "as_of", "window_start", "window_end"}
+
+
+def _cell(value: Any, key: str = "") -> str:
+    """A table cell: times (UTC ms under a time-like key) as dates, the rest as numbers or text."""
+    if key in TIME_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return _utc(value)
+    return _num(value)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str, ensure_ascii=False)
+
+
 def _utc(ms: Any) -> str:
     if ms is None:
         return "-"
@@ -123,7 +137,7 @@ def create_app(deps: WebDeps) -> FastAPI:
     app = FastAPI(title="tradegraph", docs_url=None, redoc_url=None, openapi_url=None)
     env = Environment(loader=PackageLoader("infra.web", "templates"), autoescape=True, trim_blocks=True,
                       lstrip_blocks=True)  # fmt: skip
-    env.filters.update(num=_num, utc=_utc, pct=_pct, columns=_columns)
+    env.filters.update(num=_num, utc=_utc, pct=_pct, columns=_columns, cell=_cell, pretty=_pretty)
     lock = threading.RLock()  # page() reads the run list while a handler may already hold it
     assets = resources.files("infra.web") / "assets"
 
