@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from agents.journal_tools import DECISION_ID, ToolOutput
 
-_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:,\d{3})*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\d.,])[-+−]?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 class CheckResult(BaseModel):

@@ -33,7 +33,7 @@ from agents.chat_questions import Question
 from agents.journal_tools import InspectorTools, ToolOutput, parse_time_arg
 from tools.timeframes import to_iso
 
-PROMPT_ID = "chat_inspector_v1"
+PROMPT_ID = "chat_inspector.v1"
 PROMPT_PATH = Path(__file__).resolve().parent.parent / "prompts" / f"{PROMPT_ID}.txt"
 MAX_TOOL_CHARS = 3500
 LOOKUP_TEXT = " "  # not echoable as an answer: an empty reply is withheld
@@ -41,9 +41,10 @@ VERBOSE_KEYS = ("inputs", "indicators", "portfolio_at_decision", "proposal", "va
 
 
 def load_prompt() -> tuple[str, str]:
-    """(text, sha256 prefix) of the system prompt."""
-    text = PROMPT_PATH.read_text(encoding="utf-8")
-    return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+    """(system prompt, sha256 of the template file); the template's ``[system]`` section is the prompt."""
+    data = PROMPT_PATH.read_bytes()
+    text = data.decode("utf-8").split("[system]", 1)[-1].strip("\n")
+    return text, hashlib.sha256(data).hexdigest()
 
 
 # --- the tools as the model sees them ------------------------------------------------------------------

@@ -79,7 +79,15 @@ class DeterministicChat:
                 found = t.decision_at(symbol, q.at, q.action)
                 if found.error or not found.decision_ids:
                     return [found]
-                return [found, t.explain_decision(found.decision_ids[0])]
+                outputs = [found, t.explain_decision(found.decision_ids[0])]
+                if found.data.get("note"):  # it did something else then: show the nearest times it did what was asked
+                    half_day = 12 * 3_600_000
+                    before = t.find_decisions(symbol, q.at - half_day, q.at, q.action, limit=3, newest_first=True)
+                    after = t.find_decisions(symbol, q.at + 1, q.at + half_day, q.action, limit=3)
+                    rows = [*reversed(before.data.get("decisions", [])), *after.data.get("decisions", [])]
+                    nearby = {**after.data, "decisions": rows}
+                    outputs.append(ToolOutput(tool="find_decisions", data=nearby, decision_ids=[r["id"] for r in rows]))
+                return outputs
             listed = t.find_decisions(symbol, q.start if q.at is None else q.at,
                                       q.end if q.at is None else q.at + 1, q.action, q.verdict, q.outcome)  # fmt: skip
             if len(listed.decision_ids) == 1:
@@ -140,7 +148,16 @@ def render(q: Question, outputs: list[ToolOutput]) -> str:
         "performance": render_performance,
         "run_info": render_run,
     }
+    nearby = None
+    if len(outputs) == 3 and outputs[0].tool == "decision_at":
+        nearby, last = outputs[2], outputs[1]
     text = renderers[last.tool](last)
+    if nearby is not None:
+        rows = nearby.data.get("decisions") or []
+        action = nearby.data.get("filters", {}).get("action", "such")
+        text += f"\n{action} decisions of the symbol in the half day before and after it: " + (
+            "none." if not rows else "\n" + "\n".join(_line(d) for d in rows)
+        )
     if last.tool == "explain_decision" and outputs[0].tool == "decision_at":
         note = outputs[0].data.get("note")
         matched = outputs[0].data.get("matched")

@@ -250,6 +250,8 @@ def test_question_forms(question: str, expected: dict[str, Any]) -> None:
 
 QUESTIONS = [
     "why did it buy ETH at 16:00 on Feb 9?",
+    "why did it hold ETH at 16:00 on Feb 9?",
+    "why did it buy BTC at 2024-02-09 23:00?",
     "explain the BTC decision at 2024-02-09 04:00",
     "show BTC buys on 2024-02-09",
     "list the last 5 ETH decisions",
@@ -304,3 +306,12 @@ def test_questions_the_journal_cannot_answer_are_said_so(tools: InspectorTools, 
     answer = DeterministicChat(tools).answer(question)
     assert says in answer.text
     assert not answer.cited or "nearest" in answer.text.lower()
+
+
+def test_a_why_about_an_action_not_taken_shows_where_it_was(tools: InspectorTools) -> None:
+    text = DeterministicChat(tools).answer("why did it buy BTC at 2024-02-09 23:00?").text
+    assert text.startswith("Note: the decision's action was HOLD, not BUY.\nBTC/USDT 1h candle 2024-02-09T23:00")
+    tail = text.split("BUY decisions of the symbol in the half day before and after it: \n", 1)[1].splitlines()
+    # the three nearest BUYs before 23:00 and the only one in the twelve hours after it
+    assert [line[2:18] for line in tail] == ["2024-02-09T19:00", "2024-02-09T20:00", "2024-02-09T22:00",
+                                             "2024-02-10T01:00"]  # fmt: skip
