@@ -62,7 +62,8 @@ class ReplayReport:
 
 def run_settings(config: dict[str, Any], data_dir: Path | None) -> Settings:
     """The settings a run journaled (its config), with the data directory overridden when given."""
-    values = {k: v for k, v in _without_redacted(config).items() if k in Settings.model_fields and k != "chat"}
+    unused = {"chat", "influx", "metrics_host"}  # sections that play no part in a decision
+    values = {k: v for k, v in _without_redacted(config).items() if k in Settings.model_fields and k not in unused}
     values["journal"] = ":memory:"
     values["progress"] = False
     if data_dir is not None:

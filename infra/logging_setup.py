@@ -14,10 +14,12 @@ import time
 from typing import Any
 
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+_QUERY_SECRET = re.compile(r"([?&][^=&\s]*(?:password|passwd|token|secret|key)[^=&\s]*=)[^&#\s]+", re.IGNORECASE)
 
 
 def redact_text(text: str) -> str:
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    """Masks URL passwords (``scheme://user:***@host``) and secret-named query parameters (``?token=***``)."""
+    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class SessionMetrics:
         self.llm_cost = Counter("tradegraph_llm_cost_usd", "LLM cost in USD", registry=r)
         self.equity = Gauge("tradegraph_equity", "Portfolio equity in the quote currency", registry=r)
         self.drawdown = Gauge("tradegraph_drawdown", "Drawdown from peak equity (fraction)", registry=r)
+        self.sink_points = Counter("tradegraph_sink_points", "Points sent to a time-series sink, by outcome",
+                                   ["sink", "status"], registry=r)  # fmt: skip
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the /metrics endpoint; returns the bound port (0 picks a free one)."""
@@ -85,3 +87,7 @@ class SessionMetrics:
     def record_portfolio(self, equity: float, drawdown: float) -> None:
         self.equity.set(equity)
         self.drawdown.set(drawdown)
+
+    def record_sink_points(self, sink: str, status: str, count: int) -> None:
+        """``status``: written or failed. Called from the sink's writer thread (prometheus-client is thread-safe)."""
+        self.sink_points.labels(sink, status).inc(count)

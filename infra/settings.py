@@ -6,6 +6,7 @@ Nested sections use ``__`` in the environment, e.g. TRADEGRAPH_LIMITS__MAX_DRAWD
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from contextvars import ContextVar
 from datetime import date
@@ -16,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from infra.chat_settings import ChatSettings
+from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
 from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -25,6 +27,7 @@ from tools.signal_fusion import FusionConfig
 from tools.technical_analysis import TAConfig
 from tools.timeframes import timeframe_ms
 
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("tradegraph_config_file", default=None)
 
 
@@ -50,6 +53,24 @@ class _FileSource(PydanticBaseSettingsSource):
         return data
 
 
+class _DotenvForTradegraph(PydanticBaseSettingsSource):
+    """The ``.env`` source minus what is not ours: variables without the TRADEGRAPH_ prefix (the same file
+    configures docker compose: POSTGRES_PASSWORD, ...) and the flat influx names (read by their own source).
+    An unknown TRADEGRAPH_ name is still an error."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {k: v for k, v in self.inner().items()
+                if k in fields or (k.lower().startswith("tradegraph_") and not is_flat_name(k))}  # fmt: skip
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRADEGRAPH_", env_nested_delimiter="__", env_file=".env", extra="forbid", frozen=True
@@ -71,6 +92,8 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    metrics_host: str = Field(default="127.0.0.1", description="address --metrics-port binds; 0.0.0.0 in containers")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -118,7 +141,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            FlatInfluxEnvSource(settings_cls),
+            _DotenvForTradegraph(dotenv_settings),
+        ]
         path = _CONFIG_FILE.get()
         if path is not None:
             sources.append(_FileSource(settings_cls, path))
@@ -143,17 +171,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def redacted_config(settings: Settings) -> dict[str, Any]:
-    """The settings as journaled: secrets (none in the embedded default) never leave as plain text."""
-    data = settings.model_dump(mode="json")
-    data["journal"] = redact_url(data["journal"])
-    redacted: dict[str, Any] = _redact_keys(data)
+    """The settings as journaled: secret-named keys are masked, and so is any password or token in a URL."""
+    redacted: dict[str, Any] = _redact_keys(settings.model_dump(mode="json"))
     return redacted
 
 
 def _redact_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "***" if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
+        return {k: ("***" if v is not None else None)
+                if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_redact_keys(v) for v in value]
+    if isinstance(value, str) and _URL.match(value):
+        return redact_url(value)
     return value

@@ -23,6 +23,7 @@ from graph.builder import GraphDeps, build_graph
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
 from infra.chat_settings import ChatSettings
+from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, redacted_config
@@ -139,6 +140,16 @@ def web_app(session: ChatSession) -> Any:
         chat_mode=session.description,
     )
     return create_app(deps)
+
+
+def open_influx_sink(settings: Settings, metrics: SinkCounter | None = None) -> InfluxSink | None:
+    """The InfluxDB sink the settings select (``influx.url``), checked and started; None when no URL is set.
+
+    An unreachable server is a SinkError naming the redacted URL, raised before anything is journaled.
+    """
+    if not settings.influx.enabled:
+        return None
+    return InfluxSink(settings.influx, settings.exchange, metrics).start()
 
 
 def new_run_id() -> str:

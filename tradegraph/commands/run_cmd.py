@@ -16,7 +16,10 @@ def register(sub: SubParsers) -> None:
     run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT during the run")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
+                     "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
+    run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
+                     "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
 
 
@@ -24,9 +27,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay
+    from tradegraph.composition import build_replay, open_influx_sink
 
-    settings = market_settings(args, journal=args.journal)
+    settings = market_settings(args, journal=args.journal, influx={"url": args.influx} if args.influx else None)
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -34,16 +37,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {args.metrics_port} is not a port number")
         metrics = SessionMetrics()
-        port = metrics.serve(args.metrics_port)  # a port in use fails before anything is journaled
+        port = metrics.serve(args.metrics_port, settings.metrics_host)  # a port in use fails before the journal
+    sink = None
     try:
-        job = build_replay(settings, observers=[metrics] if metrics is not None else [])
+        sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
+        observers = [o for o in (metrics, sink) if o is not None]
+        job = build_replay(settings, observers=observers)
     except BaseException:
+        if sink is not None:
+            sink.close()
         if metrics is not None:
             metrics.close()
         raise
     console = Console(stderr=True)
     if metrics is not None:
-        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+        console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+    if sink is not None:
+        console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
     console.print(
         f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
         f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
@@ -55,13 +65,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
-            job.journal.close()
-            if metrics is not None:
-                metrics.close()
+            try:
+                job.journal.close()
+            finally:
+                if sink is not None:
+                    sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
+                if metrics is not None:
+                    metrics.close()
     print_summary(summary.model_dump(), settings)
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
     )
+    if sink is not None:
+        print(f"influx         {sink.points_written} points written, {sink.points_failed} failed ({sink.url})")
     return 0
 
 
