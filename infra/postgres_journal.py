@@ -64,6 +64,8 @@ class PostgresJournal:
             self.timescaledb = bool(self._call(self._conn.fetchval(
                 "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")))  # fmt: skip
             self.schema_version = self._call(self._migrate(read_only))
+            if read_only:  # readers (explain, chat, replay, web) cannot write, whatever they run
+                self._call(self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"))
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {type(exc).__name__}: {exc}") from None

@@ -161,3 +161,16 @@ def test_postgres_answers_every_query_like_sqlite(pg_url: str, tmp_path: Path) -
     finally:
         pg.close()
         lite.close()
+
+
+def test_a_postgres_reader_cannot_write(pg_url: str) -> None:
+    import asyncpg
+
+    PostgresJournal(pg_url).close()  # creates the schema
+    reader = PostgresJournal(pg_url, read_only=True)
+    try:
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            reader._call(reader._conn.execute("DELETE FROM decisions"))
+        assert reader.list_runs() == []
+    finally:
+        reader.close()

@@ -4,6 +4,7 @@ journal that is being written while the dashboard reads it."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -173,3 +174,23 @@ def test_port_in_use_and_bad_host_are_one_line(inspect_journal: Path, capsys: py
     assert "--port 70000 is not a port number" in capsys.readouterr().err
     assert main(["web", "--journal", str(inspect_journal), "--host", "no-such-host.invalid"]) == 2
     assert "--host 'no-such-host.invalid' cannot be resolved" in capsys.readouterr().err
+
+
+def test_several_runs_default_to_the_chosen_one(inspect_journal: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "two.sqlite"
+    shutil.copy(inspect_journal, journal)
+    assert main(["run", "--symbols", "ETH/USDT", "--start", "2024-03-01", "--end", "2024-03-01", "--journal",
+                 str(journal), "--no-progress"]) == 0  # fmt: skip
+    reader = open_journal_reader(str(journal))
+    first, second = reader.list_runs()[1]["run_id"], reader.list_runs()[0]["run_id"]
+    try:
+        for run_id, count in ((first, "384 decisions"), (None, "24 decisions")):
+            session = ChatSession(reader, ChatSettings(), run_id)
+            with TestClient(web_app(session)) as client:
+                page = client.get("/").text
+                assert f'id="decision-count">{count}' in page and page.count('<option value="run-') == 2
+                assert f"run {run_id or second}" in client.get("/equity").text
+                other = client.get("/", params={"run": second if run_id else first}).text
+                assert f'id="decision-count">{"24 decisions" if run_id else "384 decisions"}' in other
+    finally:
+        reader.close()

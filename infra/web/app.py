@@ -157,11 +157,15 @@ def create_app(deps: WebDeps) -> FastAPI:
         return page("error.html", request, status=status, message=message, title="error")
 
     def resolve_run(run: str | None) -> str | None:
+        """The run a page shows: the one asked for, else the chat's (``--run``), else the latest."""
         with lock:
             if run:
                 if reader().get_run(run) is None:
                     raise LookupError(f"no run {run!r} in the journal")
                 return run
+            default = deps.chat_run()
+            if default is not None:
+                return default
             latest = reader().latest_run()
         return latest["run_id"] if latest else None
 
