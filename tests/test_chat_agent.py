@@ -204,7 +204,7 @@ def test_the_bundled_local_model_answers_or_is_withheld_end_to_end(inspect_journ
     except LLMError as exc:
         unavailable(str(exc))
     reader = open_journal_reader(str(inspect_journal))
-    session = ChatSession(reader, ChatSettings(llm="local", answer_limit=160, timeout_s=600))
+    session = ChatSession(reader, ChatSettings(llm="local", answer_limit=160, timeout_s=400, max_steps=2))
     try:
         assert session.description.startswith("LLM agent (SmolLM2-135M-Instruct at http://127.0.0.1:")
         question = "which orders were denied and why?"
