@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from graph.runner import error_record, snapshot_bar
+from graph.runner import error_record, unsettled_bars
 from infra.journal import JournalStore
 from infra.settings import Settings
 from infra.sqlite_journal import SqliteJournal
@@ -156,8 +156,11 @@ def rebuild_portfolio(
     for row in reader.placed_orders(stored["run_id"], t + 1):
         orders[(row["symbol"], int(row["candle_time"]))] = _as_submitted(row)
     broker = PaperBroker(settings.paper)
-    for snap in _run_snapshots(feed, settings, start_ms, t + 1):
-        broker.on_candle(snapshot_bar(snap))
+    settled: dict[str, int] = {}
+    for snap in _run_snapshots(feed, settings, start_ms, t + 1):  # settled exactly as graph.runner does
+        for bar in unsettled_bars(snap, settled.get(snap.symbol)):
+            broker.on_candle(bar)
+        settled[snap.symbol] = snap.candle_time
         broker.take_order_updates()
         if snap.symbol == stored["symbol"] and snap.candle_time == t:
             return broker, snap
@@ -185,6 +188,11 @@ def replay_decision(
     run = reader.get_run(stored["run_id"])
     if run is None:
         raise TradegraphError(f"decision {decision_id} names run {stored['run_id']!r}, which the journal lacks")
+    if (run["config"].get("feed") or {}).get("source", "recorded") != "recorded":
+        raise TradegraphError(
+            f"decision {decision_id} comes from a run on live exchange data; replay rebuilds snapshots and the "
+            "portfolio from a recorded-data run only"
+        )
     trace = stored.get("reasoner") or {}
     if trace.get("calls") or trace.get("model"):
         raise TradegraphError(

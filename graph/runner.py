@@ -14,7 +14,7 @@ from graph.observer import SessionObserver
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
 from tools.broker import Broker
 from tools.errors import JournalError
-from tools.market import Snapshot
+from tools.market import Snapshot, SnapshotUnavailable
 from tools.paper_broker import Bar
 from tools.timeframes import timeframe_ms
 
@@ -42,18 +42,38 @@ class RunSummary(BaseModel):
     elapsed_s: float = 0.0
 
 
-def snapshot_bar(snap: Snapshot) -> Bar:
-    """The snapshot's last closed candle as the broker sees it (settled before the decision on it)."""
+def unsettled_bars(snap: Snapshot, last_settled: int | None) -> list[Bar]:
+    """The window's candles a broker that has settled the symbol up to ``last_settled`` has not seen: one in a
+    replay; more after a live feed could not deliver a snapshot."""
     w = snap.window
-    return Bar(
-        symbol=snap.symbol,
-        open_time=snap.candle_time,
-        close_time=snap.candle_time + timeframe_ms(snap.timeframe),
-        open=float(w.open[-1]),
-        high=float(w.high[-1]),
-        low=float(w.low[-1]),
-        close=float(w.close[-1]),
-        volume=float(w.volume[-1]),
+    tf = timeframe_ms(snap.timeframe)
+    first = len(w) - 1
+    while first > 0 and last_settled is not None and int(w.timestamp[first - 1]) > last_settled:
+        first -= 1
+    return [
+        Bar(snap.symbol, int(w.timestamp[i]), int(w.timestamp[i]) + tf, float(w.open[i]), float(w.high[i]),
+            float(w.low[i]), float(w.close[i]), float(w.volume[i]))
+        for i in range(first, len(w))
+    ]  # fmt: skip
+
+
+def unavailable_record(run_id: str, did: str, item: SnapshotUnavailable, equity: float) -> DecisionRecord:
+    """The decision of a key whose snapshot the feed could not build: journaled with the feed's reason."""
+    return DecisionRecord(
+        id=did,
+        run_id=run_id,
+        symbol=item.symbol,
+        timeframe=item.timeframe,
+        candle_time=item.candle_time,
+        as_of=item.as_of,
+        outcome=item.outcome,
+        reason=item.reason.replace("\n", " ")[:500],
+        action=None,
+        inputs_hash="-",
+        window_start=item.candle_time,
+        window_end=item.candle_time,
+        window_length=0,
+        portfolio={"equity": equity},
     )
 
 
@@ -91,16 +111,21 @@ class ReplaySession:
         self.journal = journal
         self.run_id = run_id
         self.observers = list(observers)
+        self._settled: dict[str, int] = {}
 
     def run(
         self,
-        snapshots: Iterable[Snapshot],
+        snapshots: Iterable[Snapshot | SnapshotUnavailable],
         config: dict[str, Any],
-        on_step: Callable[[Snapshot], None] | None = None,
+        on_step: Callable[[Any], None] | None = None,
+        mode: str = "paper",
+        stop_on_interrupt: bool = False,
     ) -> RunSummary:
+        """Run the session over ``snapshots``. With ``stop_on_interrupt`` (scheduled live runs, which one
+        stops with Ctrl-C) an interrupt ends the run normally (status "interrupted") instead of raising."""
         started = time.perf_counter()
         self.journal.start_run(
-            RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode="paper", config=config)
+            RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode=mode, config=config)
         )
         summary = RunSummary(run_id=self.run_id, initial_equity=self.broker.equity())
         log.info("run started", extra={"fields": {"run_id": self.run_id, "journal": str(config.get("journal", ""))}})
@@ -116,8 +141,19 @@ class ReplaySession:
                 if current_time is not None and snap.candle_time != current_time:
                     peak = self._record_portfolio(current_time, peak, summary)
                 current_time = snap.candle_time
-                self._settle(snap, summary)
                 did = decision_id(self.run_id, snap.symbol, snap.timeframe, snap.candle_time)
+                if isinstance(snap, SnapshotUnavailable):  # the feed failed for this key: journal why, go on
+                    self.journal.record_decision(unavailable_record(self.run_id, did, snap, self.broker.equity()))
+                    log.warning("no snapshot: %s", snap.reason,
+                                extra={"fields": {"decision_id": did, "symbol": snap.symbol, "run_id": self.run_id}})  # fmt: skip
+                    summary.snapshots += 1
+                    outcomes[snap.outcome] += 1
+                    if on_step:
+                        on_step(snap)
+                    continue
+                self._settle(snap, summary)
+                if snap.book is not None:
+                    self.broker.observe_book(snap.symbol, snap.book)
                 portfolio = self.broker.portfolio_view()
                 try:
                     state = self.graph.invoke({"decision_id": did, "snapshot": snap, "portfolio": portfolio,
@@ -154,7 +190,8 @@ class ReplaySession:
             status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
-            raise
+            if not stop_on_interrupt:
+                raise
         finally:
             summary.outcomes, summary.actions = dict(outcomes), dict(actions)
             summary.gate_denials, summary.gate_shrinks = dict(denials), dict(shrinks)
@@ -171,7 +208,10 @@ class ReplaySession:
         return summary
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
-        fills = self.broker.on_candle(snapshot_bar(snap))
+        fills = []
+        for bar in unsettled_bars(snap, self._settled.get(snap.symbol)):
+            fills += self.broker.on_candle(bar)
+        self._settled[snap.symbol] = snap.candle_time
         summary.fills += len(fills)
         self.journal.record_fills(fills)
         if fills:

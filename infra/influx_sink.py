@@ -261,9 +261,11 @@ class InfluxSink:
         if technical is not None:
             points.append(indicator_point(snapshot, technical.indicators, self.exchange))
         self.write(points)
-        book = getattr(snapshot, "order_book", None)  # set by live feeds that have one (ccxt unified structure)
-        if book:
-            self.write_order_book(snapshot.symbol, book, snapshot.as_of)
+        book = snapshot.book  # set by live feeds that have one
+        if book is not None:
+            unified = {"bids": [list(level) for level in book.bids], "asks": [list(level) for level in book.asks],
+                       "timestamp": book.timestamp}  # fmt: skip
+            self.write_order_book(snapshot.symbol, unified, snapshot.as_of)
 
     def on_fills(self, fills: Sequence[Fill]) -> None:
         return None

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from infra.chat_settings import ChatSettings
+from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
 from infra.redact import redact_url
 from tools.errors import ConfigError
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     metrics_host: str = Field(default="127.0.0.1", description="address --metrics-port binds; 0.0.0.0 in containers")
 

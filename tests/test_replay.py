@@ -104,6 +104,13 @@ def test_bad_replays_are_one_line(journal_copy: Path, tmp_path: Path, capsys: py
     assert main(["replay", did, "--journal", str(journal_copy)]) == 2
     assert "replaying it needs the recorded LLM responses (cassettes)" in capsys.readouterr().err
     assert main(["replay", did, "--journal", str(tmp_path / "missing.sqlite")]) == 2
+    capsys.readouterr()
+    db = sqlite3.connect(journal_copy)
+    db.execute("UPDATE runs SET config = json_set(config, '$.feed', json('{\"source\": \"ccxt\"}'))")
+    db.commit()
+    db.close()
+    assert main(["replay", did, "--journal", str(journal_copy)]) == 2
+    assert "comes from a run on live exchange data" in capsys.readouterr().err
 
 
 def test_replay_reads_a_postgres_journal(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,3 +27,7 @@ class ExchangeTemporaryError(TradegraphError):
 
 class LLMError(TradegraphError):
     """A language-model call failed or returned unusable output."""
+
+
+class ExchangePermanentError(TradegraphError):
+    """The exchange refused a request for a reason a retry cannot fix (bad symbol, bad request, auth, ...)."""

@@ -39,6 +39,30 @@ class CandleWindow:
         return h.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """Price levels (price, size) best first, as an exchange reported them at ``timestamp`` (UTC ms)."""
+
+    symbol: str
+    timestamp: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+    @property
+    def best_bid(self) -> float | None:
+        return self.bids[0][0] if self.bids else None
+
+    @property
+    def best_ask(self) -> float | None:
+        return self.asks[0][0] if self.asks else None
+
+    def spread_bps(self) -> float | None:
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None:
+            return None
+        return (ask - bid) / ((ask + bid) / 2) * 10_000
+
+
 class Snapshot(BaseModel):
     """What one decision may see: one symbol, its last closed candle and the window before it."""
 
@@ -53,6 +77,8 @@ class Snapshot(BaseModel):
     window: CandleWindow
     missing_before: int = 0
     """Candles missing from the feed immediately before this one (a gap is reported, never filled)."""
+    book: OrderBook | None = None
+    """The order book at ``as_of`` when the feed has one (live feeds); paper fills walk it."""
 
     @property
     def last_close(self) -> float:
@@ -61,3 +87,17 @@ class Snapshot(BaseModel):
     @property
     def last_volume(self) -> float:
         return float(self.window.volume[-1])
+
+
+class SnapshotUnavailable(BaseModel):
+    """A snapshot a feed could not build: the decision for its key is journaled with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    timeframe: str
+    candle_time: int
+    as_of: int
+    outcome: str
+    """Either `invalid` (the data failed validation) or `error` (it could not be fetched)."""
+    reason: str

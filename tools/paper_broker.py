@@ -2,6 +2,11 @@
 
 - A market order submitted after candle t fills at the open of the symbol's next candle, moved against the
   trader by ``slippage_bps``; a fee of ``fee_bps`` of the filled notional is charged in the quote currency.
+- With an order book (live data: the feed's book at the decision, given by ``observe_book``), the order
+  instead walks the book it was submitted with: asks for a buy, bids for a sell, best first, and fills at
+  the volume-weighted average price of the levels it takes. A book too thin for the order fills what it
+  holds; the rest waits for a newer book (and is canceled after ``order_ttl_candles``). An empty side counts
+  as no book: the bps model applies.
 - Partial fills: with ``max_volume_participation`` set, a fill takes at most that fraction of the candle's
   volume; the rest stays pending for the next candles and is canceled after ``order_ttl_candles``.
 - Buys never take cash below zero: a buy is cut to what the cash pays for at the fill price.
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.book_fill import walk_book
+from tools.market import OrderBook
 from tools.timeframes import utc_day
 from tools.trade_types import Fill, Order, OrderStatus, PortfolioView, PositionView, Side
 
@@ -74,6 +81,9 @@ class PaperBroker:
         self.fees_paid = 0.0
         self.realized_pnl = 0.0
         self._updates: list[Order] = []
+        self._books: dict[str, OrderBook] = {}
+        self._order_books: dict[str, OrderBook] = {}
+        self._book_used: dict[str, int] = {}
 
     # --- orders -------------------------------------------------------------------------------------
     def submit(self, order: Order) -> Order:
@@ -84,8 +94,26 @@ class PaperBroker:
         self.orders[order.client_order_id] = order
         self.pending[order.client_order_id] = order
         self._age[order.client_order_id] = 0
+        book = self._books.get(order.symbol)
+        if book is not None:
+            self._order_books[order.client_order_id] = book
         self.order_times.append(order.submitted_at)
         return order
+
+    def observe_book(self, symbol: str, book: OrderBook) -> None:
+        """The symbol's latest order book; orders submitted from now on fill against it."""
+        self._books[symbol] = book
+
+    def _fill_book(self, oid: str, symbol: str) -> OrderBook | None:
+        """The book an order fills against now: its own, or a newer one after its own ran out."""
+        book = self._order_books.get(oid)
+        used = self._book_used.get(oid)
+        if book is not None and used is None:
+            return book
+        latest = self._books.get(symbol)
+        if latest is not None and (used is None or latest.timestamp > used):
+            return latest
+        return None
 
     # --- market events ------------------------------------------------------------------------------
     def on_candle(self, bar: Bar) -> list[Fill]:
@@ -114,6 +142,16 @@ class PaperBroker:
             qty = remaining
             if self.cfg.max_volume_participation is not None:
                 qty = min(qty, self.cfg.max_volume_participation * bar.volume)
+            book = self._fill_book(oid, order.symbol)
+            if book is not None:
+                walked = walk_book(book, order.side, qty)
+                if walked is not None:
+                    self._book_used[oid] = book.timestamp
+                    price, qty = walked.average_price, walked.quantity
+                else:
+                    book = None
+            if book is None and oid in self._book_used:
+                qty = 0.0  # the order's book ran out and no newer book came: the rest waits
             cut = False  # a buy cut to what the cash pays is finished: its remainder must not fill later
             if order.kind == "exit":  # an exit never goes past flat (no accidental short or flip)
                 held = self.positions[order.symbol].quantity if order.symbol in self.positions else 0.0
@@ -124,6 +162,9 @@ class PaperBroker:
                 affordable = max(0.0, self.cash / (price * (1 + self.cfg.fee_bps / 10_000)))
                 cut = affordable < qty
                 qty = min(qty, affordable)
+                if cut and book is not None and qty > 0:  # fewer levels taken: the average price is better
+                    walked = walk_book(book, order.side, qty)
+                    price = walked.average_price if walked is not None else price
             if qty > 0:
                 fill = self._apply_fill(order, qty, price, bar.open_time, order.kind)
                 fills.append(fill)
@@ -137,8 +178,7 @@ class PaperBroker:
                     order.status = OrderStatus.PARTIALLY_FILLED
                 else:
                     order.status = OrderStatus.CANCELED
-                del self.pending[oid]
-                del self._age[oid]
+                self._forget(oid)
                 self._updates.append(order)
             elif qty > 0:
                 order.status = OrderStatus.PARTIALLY_FILLED
@@ -194,9 +234,14 @@ class PaperBroker:
         for oid, order in list(self.pending.items()):
             if order.symbol == symbol:
                 order.status = OrderStatus.PARTIALLY_FILLED if order.filled_quantity > 0 else OrderStatus.CANCELED
-                del self.pending[oid]
-                del self._age[oid]
+                self._forget(oid)
                 self._updates.append(order)
+
+    def _forget(self, oid: str) -> None:
+        del self.pending[oid]
+        del self._age[oid]
+        self._order_books.pop(oid, None)
+        self._book_used.pop(oid, None)
 
     # --- accounting ---------------------------------------------------------------------------------
     def _slipped(self, price: float, side: Side) -> float:

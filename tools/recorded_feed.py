@@ -109,15 +109,29 @@ def _first_bad(mask: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def validate_candles(rows: list[list[float]], path: Path, timeframe: str, unit: str) -> CandleWindow:
-    """Reject the first invalid row with a DataError naming the file and the row; never repair."""
+def validate_candles(rows: Sequence[Sequence[float]], source: Path | str, timeframe: str, unit: str) -> CandleWindow:
+    """Reject the first invalid row with a DataError naming the source and the row; never repair.
+
+    The same checks for every source of candles: files (``source`` a path, ``unit`` "line" or "row") and
+    exchanges (``source`` e.g. "binance BTC/USDT 1h", ``unit`` "candle": the row is named by its open time).
+    """
+    label = source.name if isinstance(source, Path) else source
     if not rows:
-        raise DataError(f"{path.name}: no candles")
-    data = np.asarray(rows, dtype=np.float64)
+        raise DataError(f"{label}: no candles")
+    try:
+        data = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{label}: candles are not rows of six numbers") from None
+    if data.ndim != 2 or data.shape[1] != len(COLUMNS):
+        raise DataError(f"{label}: candles are not rows of six numbers (shape {data.shape})")
     offset = 2 if unit == "line" else 1
 
     def fail(index: int, problem: str) -> DataError:
-        return DataError(f"{path.name} {unit} {index + offset}: {problem}")
+        if unit == "candle":
+            ts = data[index, 0]
+            where = f"candle {to_iso(int(ts))}" if np.isfinite(ts) and ts >= 0 else f"candle {index + 1}"
+            return DataError(f"{label} {where}: {problem}")
+        return DataError(f"{label} {unit} {index + offset}: {problem}")
 
     for col, name in enumerate(COLUMNS):
         bad = _first_bad(~np.isfinite(data[:, col]))

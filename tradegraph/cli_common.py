@@ -27,6 +27,7 @@ def day(field: str) -> Any:
 
 def add_market_flags(p: argparse.ArgumentParser) -> None:
     """The flags shared by `run` and `eval` that select a market and a reasoner."""
+    p.add_argument("--exchange", help="ccxt exchange id of the data (default binance)")
     p.add_argument("--symbols", help="comma-separated, e.g. BTC/USDT,ETH/USDT")
     p.add_argument("--timeframe", help="e.g. 1h")
     p.add_argument("--start", type=day("--start"), help="first day, YYYY-MM-DD (UTC)")
@@ -41,6 +42,7 @@ def market_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     """Settings with the market flags shared by `run` and `eval` (flags that were not given are left out)."""
     return load_settings(
         args.config,
+        exchange=args.exchange,
         symbols=args.symbols,
         timeframe=args.timeframe,
         start=args.start,

@@ -29,6 +29,7 @@ from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
 from tools.broker import Broker
+from tools.clock import Clock, SystemClock
 from tools.errors import ConfigError
 from tools.journal_reader import JournalReader
 from tools.paper_broker import PaperBroker
@@ -37,6 +38,9 @@ from tools.timeframes import day_start_ms
 
 if TYPE_CHECKING:
     from evals.decision_replay import ReplayReport as DecisionReplay
+    from infra.scheduler import CandleSchedule
+    from tools.ccxt_exchange import ExchangeFactory, ExchangeSession
+    from tools.ccxt_feed import CcxtFeed
 
 
 def bundled_data_dir() -> Path:
@@ -243,3 +247,115 @@ def build_replay(
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+
+
+# --- live market data ---------------------------------------------------------------------------------
+
+
+def live_clock() -> Clock:
+    """The clock of live sessions (tests replace this function to run several closes without waiting)."""
+    return SystemClock()
+
+
+def exchange_factory() -> ExchangeFactory:
+    """How live sessions build their ccxt exchange (tests replace this with a wire-level fake)."""
+    from tools.ccxt_exchange import create_exchange
+
+    return create_exchange
+
+
+def open_exchange_session(settings: Settings) -> tuple[ExchangeSession, Clock]:
+    """A REST session on the settings' exchange with its markets loaded and the symbols and timeframe
+    checked against them (ConfigError otherwise), and the clock to read "now" from."""
+    from tools.ccxt_exchange import ExchangeSession, RetryPolicy
+
+    cfg = settings.feed.ccxt
+    retry = RetryPolicy(cfg.retry_attempts, cfg.retry_base_delay_s, cfg.retry_max_delay_s)
+    session = ExchangeSession(settings.exchange, exchange_factory(), {"timeout": cfg.request_timeout_ms}, retry)
+    try:
+        session.load_markets()
+        session.check_timeframe(settings.timeframe)
+        session.check_symbols(settings.symbols)
+    except BaseException:
+        session.close()
+        raise
+    return session, live_clock()
+
+
+def open_ccxt_feed(settings: Settings, clock: Clock | None = None) -> CcxtFeed:
+    """The live feed of the settings; the exchange id, symbols and timeframe are checked against the
+    exchange's markets before it returns (ConfigError otherwise)."""
+    from tools.ccxt_feed import CcxtFeed
+
+    return CcxtFeed(
+        settings.exchange,
+        settings.symbols,
+        settings.timeframe,
+        settings.window,
+        clock or live_clock(),
+        settings.feed.ccxt,
+        factory=exchange_factory(),
+    )
+
+
+@dataclass
+class LiveJob:
+    session: ReplaySession
+    feed: CcxtFeed
+    schedule: CandleSchedule
+    journal: JournalStore
+    broker: PaperBroker
+    settings: Settings
+    config: dict[str, Any]
+
+    def close(self) -> None:
+        try:
+            self.feed.close()
+        finally:
+            self.journal.close()
+
+
+def build_live(
+    settings: Settings,
+    iterations: int | None = None,
+    run_id: str | None = None,
+    observers: Sequence[SessionObserver] = (),
+) -> LiveJob:
+    """A paper session on live exchange data, run at each candle close. The feed (exchange, symbols,
+    timeframe) is checked before the journal is opened: a bad setting writes nothing."""
+    from infra.scheduler import CandleSchedule
+
+    clock = live_clock()
+    feed = open_ccxt_feed(settings, clock)
+    try:
+        limits = settings.limits
+        if not limits.allowed_symbols:
+            limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+        journal = open_journal(settings.journal)
+    except BaseException:
+        feed.close()
+        raise
+    broker = PaperBroker(settings.paper)
+    rid = run_id or new_run_id()
+    deps = GraphDeps(
+        ta=settings.ta,
+        reasoner=make_reasoner(settings),
+        risk=settings.risk,
+        limits=limits,
+        broker=broker,
+        journal=journal,
+        run_id=rid,
+    )
+    session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
+    schedule = CandleSchedule(
+        feed,
+        settings.symbols,
+        settings.timeframe,
+        clock,
+        settle_delay_ms=int(settings.feed.settle_delay_s * 1000) + feed.lag_ms,  # a lagging exchange closes later
+        max_catch_up=settings.feed.max_catch_up,
+        iterations=iterations,
+    )
+    config = redacted_config(settings)
+    config["feed"] = {**config["feed"], "source": "ccxt"}
+    return LiveJob(session, feed, schedule, journal, broker, settings, config)

@@ -39,6 +39,8 @@ Adding endpoints (e.g. private order endpoints)
 - Per-exchange public routes live in ``binance.py``, ``coinbase.py``, ``kraken.py`` (``attach(responder,
   market, now)``); a new exchange is a new module with ``attach`` plus an entry in ``ATTACH`` and markets
   payloads under ``data/payloads``.
+- ``responder.handler(method, path_regex)`` returns the handler now serving a route, to wrap it (serve the
+  default answer with one candle broken, one missing, ...).
 - ``responder.requests`` records every request; ``responder.count(path_regex)`` counts them.
 
 By default ``install`` turns ccxt's client-side throttle off (``enableRateLimit = False``) so that tests
@@ -54,7 +56,7 @@ import ccxt
 import ccxt.pro
 
 from tests.exchange_wire import binance, coinbase, kraken
-from tests.exchange_wire.clock import ManualClock
+from tests.exchange_wire.clock import LaggingClock, ManualClock
 from tests.exchange_wire.market_data import Book, Candle, RecordedMarket
 from tests.exchange_wire.responder import Fault, Reply, Request, Responder, UnroutedRequest
 from tests.exchange_wire.ws_server import BinanceStreamServer
@@ -70,6 +72,7 @@ __all__ = [
     "Candle",
     "FakeExchange",
     "Fault",
+    "LaggingClock",
     "ManualClock",
     "RecordedMarket",
     "Reply",
@@ -111,7 +114,7 @@ class FakeExchange:
     def __init__(
         self,
         exchange_id: str,
-        clock: ManualClock,
+        clock: ManualClock | LaggingClock,
         market: RecordedMarket | None = None,
         websocket: bool = False,
     ) -> None:

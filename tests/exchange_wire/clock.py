@@ -43,3 +43,16 @@ class ManualClock:
     def on_advance(self, listener: Callable[[int], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
+
+
+class LaggingClock:
+    """An exchange's view of a ManualClock when its clock runs ``lag_ms`` behind (pass it to FakeExchange)."""
+
+    def __init__(self, clock: ManualClock, lag_ms: int) -> None:
+        self.clock, self.lag_ms = clock, lag_ms
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms() - self.lag_ms
+
+    def on_advance(self, listener: Callable[[int], None]) -> None:
+        self.clock.on_advance(listener)

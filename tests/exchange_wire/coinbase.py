@@ -107,5 +107,6 @@ def attach(responder: Responder, market: RecordedMarket, now: Callable[[], int])
     responder.route("GET", r"/api/v3/brokerage/market/products/[^/]+/candles", candles)
     responder.route("GET", r"/api/v3/brokerage/market/products/[^/]+/ticker", ticker)
     responder.route("GET", r"/api/v3/brokerage/market/product_book", product_book)
+    responder.route("GET", r"/v2/time", lambda _r: {"data": {"iso": iso(now()), "epoch": now() // 1000}})
     responder.route("GET", r"/api/v3/brokerage/time", lambda _r: {"iso": iso(now()), "epochSeconds": str(now() // 1000),
                                                                    "epochMillis": str(now())})  # fmt: skip

@@ -12,7 +12,11 @@ fraction. These partial values are never recorded data: a feed must never let th
 
 Order books are rebuilt from ``data/binance_{BTC,ETH}-USDT_depth.jsonl.gz`` (a 1,000-level REST snapshot
 and the ``@depth@100ms`` diffs recorded after it): ``book(base, at_ms)`` applies every diff whose event time
-is at or before ``at_ms`` (the snapshot alone before the recording, the last state after it).
+is at or before ``at_ms``. Outside the 30 recorded seconds the book keeps its recorded shape (the snapshot
+before the recording, the last state after it) with every price scaled by price(at_ms) / recorded mid,
+on the 0.01 tick (bids down, asks up), so that the book sits where the candles are (price(at_ms) is the close of the
+candle open at ``at_ms``, partial as above). Sizes and relative depth stay as recorded; its update id is the
+last recorded one, so that a stream client never applies the (unscaled) recorded diffs to it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import bisect
 import csv
 import gzip
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -78,6 +84,11 @@ class DepthRecording:
         nonce = int(self.snapshot["lastUpdateId"])
         self._later = [u for u in self.updates if int(u["u"]) > nonce]
         self._times = [int(u["E"]) for u in self._later]
+
+    @property
+    def end_time(self) -> int:
+        """Event time of the last recorded update (the snapshot's time when there is none)."""
+        return self._times[-1] if self._times else self.snapshot_time
 
     def book_at(self, at_ms: int) -> Book:
         nonce = int(self.snapshot["lastUpdateId"])
@@ -194,10 +205,35 @@ class RecordedMarket:
         return _read_depth(self._depth_files[base])
 
     def book(self, base: str, at_ms: int) -> Book | None:
-        """The recorded book as of ``at_ms``, or None for a base asset without a recorded book."""
+        """The book as of ``at_ms`` (see the module docstring), or None for a base asset without a recorded book."""
         if base not in self._depth_files:
             return None
-        return self.depth(base).book_at(at_ms)
+        recording = self.depth(base)
+        book = recording.book_at(at_ms)
+        if recording.snapshot_time <= at_ms <= recording.end_time:
+            return book
+        price = self.price_at(base, at_ms)
+        if price is None or not book.bids or not book.asks:
+            return book
+        ratio = price / ((max(book.bids) + min(book.asks)) / 2)
+        # a scaled book is newer than every recorded diff: a stream client must not apply them to it
+        last_id = max(book.last_update_id, int(recording.updates[-1]["u"]) if recording.updates else 0)
+        return Book(_scaled(book.bids, ratio, math.floor), _scaled(book.asks, ratio, math.ceil), last_id, at_ms)
+
+    def price_at(self, base: str, at_ms: int) -> float | None:
+        """The close of the 1h candle open at ``at_ms`` (partial), or None outside the recorded candles."""
+        current = at_ms // HOUR * HOUR
+        rows = self.candles(base, "1h", current, current + HOUR, at_ms)
+        return rows[-1].c if rows else None
+
+
+def _scaled(levels: dict[float, float], ratio: float, to_tick: Callable[[float], int]) -> dict[float, float]:
+    """Prices times ``ratio`` on the 0.01 tick (bids rounded down, asks up: the book never crosses)."""
+    out: dict[float, float] = {}
+    for price, size in levels.items():
+        key = round(to_tick(round(price * ratio * 100, 6)) / 100, 2)
+        out[key] = out.get(key, 0.0) + size
+    return out
 
 
 def partial(final: Candle, fraction: float) -> Candle:

@@ -136,6 +136,14 @@ class Responder:
         with self._lock:
             self._routes.insert(0, _Route(method.upper(), re.compile(path), host, handler))
 
+    def handler(self, method: str, path: str) -> Handler:
+        """The handler now serving ``method`` on the route registered with exactly ``path`` (to wrap it)."""
+        with self._lock:
+            for route in self._routes:
+                if route.method == method.upper() and route.pattern.pattern == path:
+                    return route.handler
+        raise KeyError(f"no {method} route {path!r}")
+
     # --- faults -------------------------------------------------------------------------------------
     def inject(self, fault: Fault, times: int | None = 1, path: str | None = None, method: str | None = None) -> None:
         """The next ``times`` matching requests (all until ``clear_faults`` when None) get ``fault``."""

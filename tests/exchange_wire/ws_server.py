@@ -9,7 +9,8 @@ Clients subscribe with ``{"method": "SUBSCRIBE", "params": [...], "id": N}`` and
 - ``<symbol>@depth`` / ``<symbol>@depth@100ms``: the recorded ``depthUpdate`` messages of the symbol, in
   recorded order from the start of the recording, sent as soon as the subscription is acknowledged (ccxt
   fetches the REST snapshot and bridges it with these by update id).
-- ``<symbol>@ticker``: one ``24hrTicker`` event on subscription and on every ``publish_klines()``.
+- ``<symbol>@ticker`` / ``<symbol>@miniTicker``: one ``24hrTicker`` / ``24hrMiniTicker`` event on
+  subscription and on every ``publish_klines()``.
 
 Faults: ``drop_after(n)`` aborts every connection (no close frame, as a network cut) once ``n`` more
 messages have gone out; ``drop_now()`` at once; ``refuse(True)`` rejects new connections (HTTP 503).
@@ -178,8 +179,8 @@ class BinanceStreamServer:
         symbol, _, channel = stream.partition("@")
         if channel.startswith("depth"):
             self._spawn(self._replay_depth(conn, symbol))
-        elif channel == "ticker":
-            self._spawn(self._send(conn, self._ticker(symbol)))
+        elif channel in ("ticker", "miniTicker"):
+            self._spawn(self._send(conn, self._ticker(symbol, mini=channel == "miniTicker")))
         elif channel.startswith("kline_"):
             self._spawn(self._publish_kline_stream(conn, stream))
 
@@ -224,8 +225,9 @@ class BinanceStreamServer:
             for stream in list(streams):
                 if "@kline_" in stream:
                     await self._publish_kline_stream(conn, stream)
-                elif stream.endswith("@ticker"):
-                    await self._send(conn, self._ticker(stream.partition("@")[0]))
+                elif stream.endswith(("@ticker", "@miniTicker")):
+                    symbol, _, channel = stream.partition("@")
+                    await self._send(conn, self._ticker(symbol, mini=channel == "miniTicker"))
 
     async def _publish_kline_stream(self, conn: ServerConnection, stream: str) -> None:
         symbol, _, channel = stream.partition("@")
@@ -255,7 +257,7 @@ class BinanceStreamServer:
             },
         }  # fmt: skip
 
-    def _ticker(self, symbol: str) -> dict[str, Any]:
+    def _ticker(self, symbol: str, mini: bool = False) -> dict[str, Any]:
         base = self._bases[symbol]
         now = self.now()
         day = self.market.candles(base, "1h", now - 24 * 3_600_000, now + 1, now)
@@ -264,6 +266,12 @@ class BinanceStreamServer:
         first, last = (day[0], day[-1]) if day else (Candle(now, 0, 0, 0, 0, 0), Candle(now, 0, 0, 0, 0, 0))
         bid = bids[0] if bids else (last.c, 0.0)
         ask = asks[0] if asks else (last.c, 0.0)
+        if mini:
+            return {
+                "e": "24hrMiniTicker", "E": now, "s": symbol.upper(), "c": fmt(last.c), "o": fmt(first.o),
+                "h": fmt(max((c.h for c in day), default=0)), "l": fmt(min((c.lo for c in day), default=0)),
+                "v": fmt(sum(c.v for c in day)), "q": fmt(sum(c.v * c.c for c in day)),
+            }  # fmt: skip
         return {
             "e": "24hrTicker", "E": now, "s": symbol.upper(),
             "p": fmt(last.c - first.o), "P": f"{100 * (last.c / first.o - 1) if first.o else 0:.3f}",

@@ -1,4 +1,4 @@
-"""`tradegraph run`: a paper-trading session over recorded markets."""
+"""`tradegraph run`: a paper-trading session over recorded markets, or on live exchange data (--feed ccxt)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,20 @@ from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
 
 
 def register(sub: SubParsers) -> None:
-    run = sub.add_parser("run", help="replay recorded markets through the graph as a paper-trading session")
+    run = sub.add_parser(
+        "run", help="a paper-trading session: replay recorded markets, or live exchange data with --feed ccxt"
+    )
     add_market_flags(run)
     run.add_argument("--journal", help="SQLite journal path or postgresql:// URL (default tradegraph.sqlite)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on PORT during the run "
                      "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
+    live = run.add_argument_group("live market data (paper trading: no real orders)")
+    live.add_argument("--feed", choices=["recorded", "ccxt"], help="recorded files (default) or live data via ccxt")
+    live.add_argument("--schedule", action="store_true", help="with --feed ccxt: decide at every candle close")
+    live.add_argument("--iterations", type=int, help="with --schedule: stop after N candle closes")
+    live.add_argument("--no-websocket", action="store_true", help="with --feed ccxt: REST only, no ccxt.pro streams")
     run.set_defaults(handler=cmd_run)
 
 
@@ -29,7 +36,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tradegraph.composition import build_replay, open_influx_sink
 
-    settings = market_settings(args, journal=args.journal, influx={"url": args.influx} if args.influx else None)
+    feed: dict[str, Any] = {}
+    if args.feed is not None:
+        feed["source"] = args.feed
+    if args.no_websocket:
+        feed["ccxt"] = {"websocket": False}
+    settings = market_settings(
+        args, journal=args.journal, feed=feed or None, influx={"url": args.influx} if args.influx else None
+    )
+    if settings.feed.source == "ccxt":
+        from tradegraph.commands.live_run import run_live
+
+        return run_live(args, settings)
+    for flag in ("schedule", "iterations", "no_websocket"):
+        if getattr(args, flag):
+            raise ConfigError(f"--{flag.replace('_', '-')} applies to live data: add --feed ccxt")
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
