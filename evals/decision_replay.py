@@ -188,6 +188,15 @@ def replay_decision(
     run = reader.get_run(stored["run_id"])
     if run is None:
         raise TradegraphError(f"decision {decision_id} names run {stored['run_id']!r}, which the journal lacks")
+    if stored["inputs_hash"] == "-":
+        raise TradegraphError(
+            f"decision {decision_id} has no snapshot to re-run (outcome {stored['outcome']}: {stored['reason']})"
+        )
+    if run["mode"] != "paper":
+        raise TradegraphError(
+            f"decision {decision_id} comes from a run that traded on an exchange ({run['mode']}); replay re-runs "
+            "paper sessions only"
+        )
     if (run["config"].get("feed") or {}).get("source", "recorded") != "recorded":
         raise TradegraphError(
             f"decision {decision_id} comes from a run on live exchange data; replay rebuilds snapshots and the "

@@ -11,7 +11,7 @@ from tools.risk_sizing import RiskConfig, assess_risk
 from tools.signals import Action
 from tools.technical_analysis import TAConfig, analyze
 from tools.timeframes import timeframe_ms, to_iso
-from tools.trade_types import Order
+from tools.trade_types import Order, OrderStatus
 
 
 def validate_snapshot(state: DecisionState, *, min_history: int) -> DecisionState:
@@ -123,7 +123,11 @@ def _outcome(state: DecisionState, allow_short: bool) -> tuple[str, str]:
     codes = ",".join(r.value for r in verdict.reasons)
     if not verdict.approved:
         return "denied", f"gate DENY {codes}: {'; '.join(verdict.details)}"
-    return "ordered", f"gate {verdict.decision.value}{' ' + codes if codes else ''}"
+    gate = f"gate {verdict.decision.value}{' ' + codes if codes else ''}"
+    order = state.get("order")
+    if order is not None and order.status is OrderStatus.REJECTED:  # e.g. below the exchange's minimum
+        return "rejected", f"{gate}; broker rejected the order: {order.note}"
+    return "ordered", gate
 
 
 def journal(state: DecisionState, *, store: JournalStore, run_id: str, allow_short: bool) -> DecisionState:

@@ -28,7 +28,7 @@ class DecisionRecord(BaseModel):
     candle_time: int
     as_of: int
     outcome: str
-    """invalid | skipped | hold | no_order | denied | ordered"""
+    """invalid | skipped | hold | no_order | denied | ordered | rejected (by the broker) | adopted (reconciliation)"""
     reason: str
     action: str | None
     inputs_hash: str
@@ -87,6 +87,35 @@ class JournalStore(Protocol):
     def portfolio_points(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_fills(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_decisions(self, run_id: str) -> list[dict[str, Any]]: ...
+    def account_orders(self, exchange: str, mode: str) -> list[dict[str, Any]]:
+        """Every order of the runs that traded on ``exchange`` in ``mode`` (sandbox | demo | live), oldest
+        first, with the totals of the fills journaled for each (journal_filled, journal_notional, journal_fee)."""
+        ...
+
+    def account_portfolio(self, exchange: str, mode: str) -> dict[str, Any] | None:
+        """The latest portfolio point of those runs, with ``peak_equity`` over all of their points."""
+        ...
+
+
+ACCOUNT_ORDERS_SQL = """
+SELECT o.*, d.run_id, COALESCE(f.qty, 0) AS journal_filled, COALESCE(f.notional, 0) AS journal_notional,
+       COALESCE(f.fee, 0) AS journal_fee
+FROM orders o
+JOIN decisions d ON d.id = o.decision_id
+JOIN runs r ON r.run_id = d.run_id
+LEFT JOIN (SELECT client_order_id, SUM(quantity) AS qty, SUM(quantity * price) AS notional, SUM(fee) AS fee
+           FROM fills GROUP BY client_order_id) f ON f.client_order_id = o.client_order_id
+WHERE {exchange} = {p1} AND {mode} = {p2}
+ORDER BY o.submitted_at, o.client_order_id
+"""
+ACCOUNT_POINTS_SQL = """
+SELECT p.*, MAX(p.equity) OVER () AS peak_equity
+FROM portfolio_snapshots p JOIN runs r ON r.run_id = p.run_id
+WHERE {exchange} = {p1} AND {mode} = {p2}
+ORDER BY p.timestamp DESC, r.started_at DESC
+LIMIT 1
+"""
+"""An exchange account's journal history: runs are tagged by ``config.execution`` (exchange, mode)."""
 
 
 def decode_run(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from infra.journal import DecisionRecord, PortfolioPoint, RunInfo, decode_run, decode_summary
+from infra.journal import (
+    ACCOUNT_ORDERS_SQL,
+    ACCOUNT_POINTS_SQL,
+    DecisionRecord,
+    PortfolioPoint,
+    RunInfo,
+    decode_run,
+    decode_summary,
+)
 from infra.pg_migrations import MIGRATIONS, SCHEMA_VERSION
 from infra.redact import redact_url
 from tools.errors import JournalError
@@ -35,6 +43,12 @@ _BODY_FIELDS = {
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
     "portfolio", "node_timings_us",
 }  # fmt: skip
+_ACCOUNT = {
+    "exchange": "(r.config -> 'execution' ->> 'exchange')",
+    "mode": "(r.config -> 'execution' ->> 'mode')",
+    "p1": "$1",
+    "p2": "$2",
+}
 _ORDER_UPSERT = (
     "INSERT INTO orders VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (client_order_id) DO UPDATE SET "
     "status = excluded.status, filled_quantity = excluded.filled_quantity"
@@ -222,6 +236,16 @@ class PostgresJournal:
         for row in rows:
             row["positions"] = json.loads(row["positions"])
         return rows
+
+    def account_orders(self, exchange: str, mode: str) -> list[dict[str, Any]]:
+        return self._rows(ACCOUNT_ORDERS_SQL.format(**_ACCOUNT), exchange, mode)
+
+    def account_portfolio(self, exchange: str, mode: str) -> dict[str, Any] | None:
+        rows = self._rows(ACCOUNT_POINTS_SQL.format(**_ACCOUNT), exchange, mode)
+        if not rows:
+            return None
+        rows[0]["positions"] = json.loads(rows[0]["positions"])
+        return rows[0]
 
     def run_fills(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(

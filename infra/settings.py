@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from infra.chat_settings import ChatSettings
 from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
+from infra.live_settings import LiveSettings
 from infra.redact import redact_url
 from tools.errors import ConfigError
 from tools.paper_broker import PaperBrokerConfig
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     metrics_host: str = Field(default="127.0.0.1", description="address --metrics-port binds; 0.0.0.0 in containers")
@@ -155,6 +157,9 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+_KEY_NAMES = {"exchange_api_key", "exchange_api_secret", "exchange_api_password"}
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from every source; ``overrides`` (the CLI flags that were given) win."""
     token = _CONFIG_FILE.set(config_file)
@@ -163,6 +168,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
+        if where.lower().removeprefix("tradegraph_") in _KEY_NAMES:
+            raise ConfigError(
+                f"API keys are read from the environment only, never from files: remove {where} from .env or --config"
+            ) from None
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}: {message}") from None
     finally:

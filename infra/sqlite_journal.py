@@ -11,7 +11,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from infra.journal import DecisionRecord, PortfolioPoint, RunInfo, decode_run, decode_summary
+from infra.journal import (
+    ACCOUNT_ORDERS_SQL,
+    ACCOUNT_POINTS_SQL,
+    DecisionRecord,
+    PortfolioPoint,
+    RunInfo,
+    decode_run,
+    decode_summary,
+)
 from tools.errors import JournalError
 from tools.journal_reader import DecisionQuery
 from tools.trade_types import Fill, Order
@@ -60,6 +68,12 @@ _BODY_FIELDS = (
     "portfolio", "node_timings_us",
 )  # fmt: skip
 
+_ACCOUNT = {
+    "exchange": "json_extract(r.config, '$.execution.exchange')",
+    "mode": "json_extract(r.config, '$.execution.mode')",
+    "p1": "?",
+    "p2": "?",
+}
 _ORDER_UPSERT = (
     "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (client_order_id) DO UPDATE SET "
     "status = excluded.status, filled_quantity = excluded.filled_quantity"
@@ -287,6 +301,16 @@ class SqliteJournal:
         for row in rows:
             row["positions"] = json.loads(row["positions"])
         return rows
+
+    def account_orders(self, exchange: str, mode: str) -> list[dict[str, Any]]:
+        return self._rows(ACCOUNT_ORDERS_SQL.format(**_ACCOUNT), (exchange, mode))
+
+    def account_portfolio(self, exchange: str, mode: str) -> dict[str, Any] | None:
+        rows = self._rows(ACCOUNT_POINTS_SQL.format(**_ACCOUNT), (exchange, mode))
+        if not rows:
+            return None
+        rows[0]["positions"] = json.loads(rows[0]["positions"])
+        return rows[0]
 
     def run_fills(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(

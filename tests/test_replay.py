@@ -111,6 +111,17 @@ def test_bad_replays_are_one_line(journal_copy: Path, tmp_path: Path, capsys: py
     db.close()
     assert main(["replay", did, "--journal", str(journal_copy)]) == 2
     assert "comes from a run on live exchange data" in capsys.readouterr().err
+    db = sqlite3.connect(journal_copy)
+    db.execute("UPDATE runs SET mode = 'sandbox'")
+    db.commit()
+    assert main(["replay", did, "--journal", str(journal_copy)]) == 2
+    assert "comes from a run that traded on an exchange (sandbox)" in capsys.readouterr().err
+    db.execute("UPDATE decisions SET inputs_hash = '-', outcome = 'adopted', reason = 'reconciliation: found' WHERE id = ?",
+               (did,))  # fmt: skip
+    db.commit()
+    db.close()
+    assert main(["replay", did, "--journal", str(journal_copy)]) == 2
+    assert "has no snapshot to re-run (outcome adopted: reconciliation: found)" in capsys.readouterr().err
 
 
 def test_replay_reads_a_postgres_journal(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,10 +117,21 @@ class GateVerdict(BaseModel):
 
 class OrderStatus(StrEnum):
     PENDING = "pending"
+    """Handed to the broker; for an exchange broker, not yet acknowledged by the exchange."""
+    OPEN = "open"
+    """Acknowledged by the exchange, nothing filled yet."""
     FILLED = "filled"
     PARTIALLY_FILLED = "partially_filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
+    LOST = "lost"
+    """The journal had the order as unfinished, and the exchange does not know its client order id."""
+
+
+UNFINISHED_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+"""Statuses of an exchange order that is not done yet. (The paper broker also leaves PARTIALLY_FILLED on an
+order canceled after a partial fill; exchange brokers use CANCELED with a non-zero filled quantity.)"""
 
 
 class Order(BaseModel):
@@ -139,6 +150,9 @@ class Order(BaseModel):
     """entry | exit (from a decision) or stop_loss | take_profit (raised by the broker)."""
     status: OrderStatus = OrderStatus.PENDING
     filled_quantity: float = 0.0
+    exchange_order_id: str | None = None
+    note: str = ""
+    """Why the order is what it is (a rejection reason, the rounding applied), for the journal."""
 
 
 class Fill(BaseModel):

@@ -35,10 +35,12 @@ from tools.journal_reader import JournalReader
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
 from tools.timeframes import day_start_ms
+from tradegraph.execution_cli import Execution
 
 if TYPE_CHECKING:
     from evals.decision_replay import ReplayReport as DecisionReplay
     from infra.scheduler import CandleSchedule
+    from tools.ccxt_broker import Reconciliation
     from tools.ccxt_exchange import ExchangeFactory, ExchangeSession
     from tools.ccxt_feed import CcxtFeed
 
@@ -193,6 +195,78 @@ def replay_one(reader: JournalReader, decision_id: str, data_dir: Path | None = 
     return replay_decision(reader, decision_id, decision_graph, feed_of, lambda s: time_range(s)[0], data_dir)
 
 
+# --- execution: the broker a session sends its orders to ----------------------------------------------
+
+
+def exchange_client_factory() -> Any:
+    """How exchange brokers build their synchronous ccxt instance, ``factory(exchange_id, config)`` (tests
+    replace this function with a wire-level fake)."""
+    from tools.ccxt_broker import create_exchange
+
+    return create_exchange
+
+
+def broker_clock() -> tuple[Any, Any]:
+    """``(now_ms, sleep)`` of exchange brokers (tests replace them with a manual clock)."""
+    return (lambda: int(time.time() * 1000)), time.sleep
+
+
+def open_broker(
+    settings: Settings, execution: Execution, journal: JournalStore, run_id: str
+) -> tuple[Broker, dict[str, Any]]:
+    """The broker of the execution mode, and what the run's config records about it (``execution``).
+
+    For an exchange mode: the exchange is checked (id, keys, symbols listed, one quote currency), the
+    journal's history of this exchange account is reconciled with the exchange, and the reconciliation's
+    changes (fills, status updates, adopted orders) and report are journaled, before any decision."""
+    if execution.mode == "paper":
+        return PaperBroker(settings.paper), {"broker": "paper", "mode": "paper"}
+    from tools.ccxt_broker import CcxtBroker, select_venue
+    from tools.reconcile import JournalOrder
+
+    if settings.limits.allow_short:
+        raise ConfigError("the ccxt broker trades spot, long only: set limits.allow_short = false")
+    credentials = execution.credentials
+    config: dict[str, Any] = {"timeout": settings.live.request_timeout_ms}
+    if credentials is not None:
+        config.update(credentials.ccxt_config())
+    exchange = select_venue(exchange_client_factory()(settings.exchange, config), execution.mode)
+    now_ms, sleep = broker_clock()
+    broker = CcxtBroker(exchange, settings.symbols, settings.live, execution.mode, now_ms=now_ms, sleep=sleep,
+                        secrets=credentials.values() if credentials else ())  # fmt: skip
+    history = [JournalOrder(**row) for row in journal.account_orders(settings.exchange, execution.mode)]
+    point = journal.account_portfolio(settings.exchange, execution.mode)
+    recon = broker.start(history, point, point["peak_equity"] if point else None)
+    record_reconciliation(journal, run_id, settings.timeframe, recon)
+    info = {"broker": "ccxt", "mode": execution.mode, "exchange": settings.exchange,
+            "reconciliation": recon.report.model_dump(mode="json")}  # fmt: skip
+    return broker, info
+
+
+def record_reconciliation(journal: JournalStore, run_id: str, timeframe: str, recon: Reconciliation) -> None:
+    """Journal what a start-up reconciliation changed: fills found, statuses, and adopted orders (each with
+    a decision of outcome "adopted" in this run, since the journal had none for it)."""
+    from infra.journal import DecisionRecord
+    from tools.errors import JournalError
+
+    journal.record_fills(recon.fills)
+    for order in recon.changed:
+        journal.record_order(order)
+    for order in recon.adopted:
+        record = DecisionRecord(
+            id=order.decision_id, run_id=run_id, symbol=order.symbol, timeframe=timeframe,
+            candle_time=order.submitted_at, as_of=order.submitted_at, outcome="adopted",
+            reason=f"reconciliation: {order.note}", action=None, inputs_hash="-",
+            window_start=order.submitted_at, window_end=order.submitted_at, window_length=0,
+            order=order.model_dump(mode="json"),
+        )  # fmt: skip
+        try:
+            journal.record_decision(record, order)
+        except JournalError:  # the decision is journaled (its order row was not): keep it, add the order
+            journal.record_order(order)
+    journal.flush()
+
+
 @dataclass
 class ReplayJob:
     session: ReplaySession
@@ -304,7 +378,7 @@ class LiveJob:
     feed: CcxtFeed
     schedule: CandleSchedule
     journal: JournalStore
-    broker: PaperBroker
+    broker: Broker
     settings: Settings
     config: dict[str, Any]
 
@@ -312,7 +386,12 @@ class LiveJob:
         try:
             self.feed.close()
         finally:
-            self.journal.close()
+            try:
+                close = getattr(self.broker, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self.journal.close()
 
 
 def build_live(
@@ -320,23 +399,30 @@ def build_live(
     iterations: int | None = None,
     run_id: str | None = None,
     observers: Sequence[SessionObserver] = (),
+    execution: Execution | None = None,
 ) -> LiveJob:
-    """A paper session on live exchange data, run at each candle close. The feed (exchange, symbols,
-    timeframe) is checked before the journal is opened: a bad setting writes nothing."""
+    """A session on live exchange data, run at each candle close: paper by default, or orders on the
+    exchange (``execution``: sandbox, demo, live), reconciled with the journal before the first decision.
+    The feed (exchange, symbols, timeframe) is checked before the journal is opened: a bad setting writes
+    nothing."""
     from infra.scheduler import CandleSchedule
 
+    execution = execution or Execution()
     clock = live_clock()
     feed = open_ccxt_feed(settings, clock)
+    rid = run_id or new_run_id()
+    journal: JournalStore | None = None
     try:
         limits = settings.limits
         if not limits.allowed_symbols:
             limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
         journal = open_journal(settings.journal)
+        broker, execution_info = open_broker(settings, execution, journal, rid)
     except BaseException:
         feed.close()
+        if journal is not None:
+            journal.close()
         raise
-    broker = PaperBroker(settings.paper)
-    rid = run_id or new_run_id()
     deps = GraphDeps(
         ta=settings.ta,
         reasoner=make_reasoner(settings),
@@ -358,4 +444,6 @@ def build_live(
     )
     config = redacted_config(settings)
     config["feed"] = {**config["feed"], "source": "ccxt"}
+    if execution.mode != "paper":
+        config["execution"] = execution_info
     return LiveJob(session, feed, schedule, journal, broker, settings, config)

@@ -36,7 +36,7 @@ from tools.journal_reader import DecisionQuery, JournalReader
 
 PAGE_SIZE = 100
 OUTCOMES = ("invalid", "skipped", "hold", "no_order", "denied", "ordered", "error", "llm_error", "llm_rejected",
-            "budget_exhausted")  # fmt: skip
+            "budget_exhausted", "adopted")  # fmt: skip
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -14,8 +14,10 @@ from infra.redact import redact_url
 from infra.settings import Settings
 from tools.errors import ConfigError, TradegraphError
 from tools.market import Snapshot, SnapshotUnavailable
+from tools.reconcile import ReconciliationReport
 from tools.timeframes import to_iso
 from tools.trade_types import Fill
+from tradegraph.execution_cli import Execution, banner, mode_line
 
 BANNER = "[bold black on yellow] PAPER TRADING [/] [bold yellow]on LIVE market data · no real orders are sent[/]"
 
@@ -49,7 +51,7 @@ class DecisionPrinter:
         return None
 
 
-def run_live(args: argparse.Namespace, settings: Settings) -> int:
+def run_live(args: argparse.Namespace, settings: Settings, execution: Execution | None = None) -> int:
     from tradegraph.commands.run_cmd import print_summary
     from tradegraph.composition import build_live, open_influx_sink
 
@@ -60,8 +62,10 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--iterations needs --schedule")
     if args.iterations is not None and args.iterations < 1:
         raise ConfigError("--iterations must be at least 1")
+    execution = execution or Execution()
+    banner_text = BANNER if execution.mode == "paper" else f"{banner(execution.mode, settings.exchange)} · live data"
     console = Console(stderr=True)
-    console.print(BANNER)
+    console.print(banner_text)
     console.print(f"connecting to {settings.exchange} through ccxt (markets, symbols, timeframe) ...", soft_wrap=True)
     metrics = None
     if args.metrics_port is not None:
@@ -76,7 +80,8 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
     try:
         sink = open_influx_sink(settings, metrics)
         observers: list[Any] = [o for o in (printer, metrics, sink) if o is not None]
-        job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers)
+        job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers,
+                         execution=execution)  # fmt: skip
     except BaseException:
         if sink is not None:
             sink.close()
@@ -87,7 +92,7 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
         feed = job.feed
         streams = "websocket + REST" if feed.streaming else "REST"
         console.print(
-            f"{BANNER} · {settings.exchange} · {', '.join(settings.symbols)} {settings.timeframe} · {streams} · "
+            f"{banner_text} · {settings.exchange} · {', '.join(settings.symbols)} {settings.timeframe} · {streams} · "
             f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}",
             soft_wrap=True,
         )
@@ -101,12 +106,16 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
 
         for symbol in settings.symbols:
             console.print(escape(ticker_line(feed, symbol)), soft_wrap=True)
+        if "execution" in job.config:
+            report = ReconciliationReport.model_validate(job.config["execution"]["reconciliation"])
+            for line in report.lines():
+                console.print(escape(line), soft_wrap=True)
 
         def step(item: Any) -> None:
             if isinstance(item, SnapshotUnavailable):
                 printer.on_unavailable(item)
 
-        summary = job.session.run(job.schedule, job.config, on_step=step, stop_on_interrupt=True)
+        summary = job.session.run(job.schedule, job.config, on_step=step, mode=execution.mode, stop_on_interrupt=True)
         streams_text = stream_text(feed.stream_states()) if feed.streaming else "not used"
         requests = f"{feed.session.requests} ({feed.session.retries} retried)"
     finally:
@@ -116,7 +125,10 @@ def run_live(args: argparse.Namespace, settings: Settings) -> int:
         if metrics is not None:
             metrics.close()
     print_summary(summary.model_dump(), settings)
-    print(f"mode           PAPER (live {settings.exchange} data; no real orders)")
+    if execution.mode == "paper":
+        print(f"mode           PAPER (live {settings.exchange} data; no real orders)")
+    else:
+        print(f"mode           {mode_line(execution.mode, settings.exchange)}")
     print(f"rest requests  {requests}")
     print(f"streams        {streams_text}")
     return 0

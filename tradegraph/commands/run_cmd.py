@@ -10,6 +10,7 @@ from infra.settings import Settings
 from tools.errors import ConfigError
 from tools.timeframes import to_iso
 from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
+from tradegraph.execution_cli import add_execution_flags, banner, resolve_execution
 
 
 def register(sub: SubParsers) -> None:
@@ -22,12 +23,13 @@ def register(sub: SubParsers) -> None:
                      "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
-    live = run.add_argument_group("live market data (paper trading: no real orders)")
+    live = run.add_argument_group("live market data (paper trading unless --sandbox, --demo or --live)")
     live.add_argument("--feed", choices=["recorded", "ccxt"], help="recorded files (default) or live data via ccxt")
     live.add_argument("--schedule", action="store_true", help="with --feed ccxt: decide at every candle close")
     live.add_argument("--iterations", type=int, help="with --schedule: stop after N candle closes")
     live.add_argument("--no-websocket", action="store_true", help="with --feed ccxt: REST only, no ccxt.pro streams")
     run.set_defaults(handler=cmd_run)
+    add_execution_flags(run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -44,13 +46,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = market_settings(
         args, journal=args.journal, feed=feed or None, influx={"url": args.influx} if args.influx else None
     )
+    execution = resolve_execution(args, settings)
     if settings.feed.source == "ccxt":
         from tradegraph.commands.live_run import run_live
 
-        return run_live(args, settings)
+        return run_live(args, settings, execution)
     for flag in ("schedule", "iterations", "no_websocket"):
         if getattr(args, flag):
             raise ConfigError(f"--{flag.replace('_', '-')} applies to live data: add --feed ccxt")
+    if execution.mode != "paper":
+        raise ConfigError(f"--{execution.mode} sends orders to the exchange: it needs live data (--feed ccxt); "
+                          "a replay of recorded candles trades on paper only")  # fmt: skip
     metrics = None
     if args.metrics_port is not None:
         from infra.metrics import SessionMetrics
@@ -76,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if sink is not None:
         console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
     console.print(
-        f"[bold yellow]PAPER TRADING[/] (no real orders) · {', '.join(settings.symbols)} {settings.timeframe} · "
+        f"{banner('paper', settings.exchange)} · {', '.join(settings.symbols)} {settings.timeframe} · "
         f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
     )
     total = job.snapshot_count()
