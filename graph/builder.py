@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
 from agents.reasoner import Reasoner
 from graph import nodes, routing
 from graph.state import DecisionState
+from infra.crash_points import crash_point
 from infra.journal import JournalStore
 from tools.broker import Broker
 from tools.risk_gate import RiskLimits
@@ -54,18 +56,25 @@ def node_functions(deps: GraphDeps) -> dict[str, NodeFn]:
 def _timed(name: str, fn: NodeFn) -> NodeFn:
     # The runner hands each snapshot a fresh timings dict; writing into it (instead of returning a
     # "timings" update through a reducer channel) keeps timing from costing a channel write per node.
+    enter, leave = f"enter:{name}", f"leave:{name}"
+
     def run(state: DecisionState) -> DecisionState:
+        crash_point(enter)
         start = perf_counter()
         out = fn(state)
         timings = state.get("timings")
         if timings is not None:
             timings[name] = round((perf_counter() - start) * 1e6, 1)
+        crash_point(leave)
         return out
 
     return run
 
 
-def build_graph(deps: GraphDeps) -> Any:
+def build_graph(
+    deps: GraphDeps, checkpointer: BaseCheckpointSaver[Any] | None = None, interrupt_before: Sequence[str] = ()
+) -> Any:
+    """The compiled graph; durable runs (graph.durable) pass a checkpointer and where to stop for durability."""
     fns = node_functions(deps)
     g = StateGraph(DecisionState)
     for name, fn in fns.items():
@@ -83,4 +92,4 @@ def build_graph(deps: GraphDeps) -> Any:
     g.add_conditional_edges("risk_gate", routing.after_gate, ["execute", "journal"])
     g.add_edge("execute", "journal")
     g.add_edge("journal", END)
-    return g.compile()
+    return g.compile(checkpointer=checkpointer, interrupt_before=list(interrupt_before) or None)

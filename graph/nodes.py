@@ -170,6 +170,8 @@ def journal(state: DecisionState, *, store: JournalStore, run_id: str, allow_sho
             "gross_exposure": pf.gross_exposure(snap.symbol, snap.last_close),
         },
         node_timings_us=dict(state.get("timings", {})),
-    )
+        candle={"open": float(w.open[-1]), "high": float(w.high[-1]), "low": float(w.low[-1]),
+                "close": float(w.close[-1]), "volume": float(w.volume[-1])},
+    )  # fmt: skip
     store.record_decision(record, order)
     return {"outcome": outcome}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -124,9 +124,7 @@ class ReplaySession:
         """Run the session over ``snapshots``. With ``stop_on_interrupt`` (scheduled live runs, which one
         stops with Ctrl-C) an interrupt ends the run normally (status "interrupted") instead of raising."""
         started = time.perf_counter()
-        self.journal.start_run(
-            RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode=mode, config=config)
-        )
+        self._open_run(config, mode)
         summary = RunSummary(run_id=self.run_id, initial_equity=self.broker.equity())
         log.info("run started", extra={"fields": {"run_id": self.run_id, "journal": str(config.get("journal", ""))}})
         outcomes: Counter[str] = Counter()
@@ -154,22 +152,7 @@ class ReplaySession:
                 self._settle(snap, summary)
                 if snap.book is not None:
                     self.broker.observe_book(snap.symbol, snap.book)
-                portfolio = self.broker.portfolio_view()
-                try:
-                    state = self.graph.invoke({"decision_id": did, "snapshot": snap, "portfolio": portfolio,
-                                               "timings": {}})  # fmt: skip
-                except JournalError:
-                    raise
-                except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
-                    self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
-                    log.error("node failed: %s: %s", type(exc).__name__, exc,
-                              extra={"fields": {"decision_id": did, "symbol": snap.symbol, "run_id": self.run_id}})  # fmt: skip
-                    state = {"outcome": "error"}
-                if "order" in state:
-                    order = state["order"]
-                    log.info("order %s %s %.8g @ %.8g", order.side.value, order.symbol, order.quantity,
-                             order.reference_price, extra={"fields": {"decision_id": did, "run_id": self.run_id,
-                                                                      "client_order_id": order.client_order_id}})  # fmt: skip
+                state = self._decide(snap, did)
                 summary.snapshots += 1
                 for observer in self.observers:
                     observer.on_decision(snap, state)
@@ -206,6 +189,35 @@ class ReplaySession:
             log.info("run %s", status, extra={"fields": {"run_id": self.run_id, "snapshots": summary.snapshots,
                                                          "orders": summary.orders, "equity": summary.final_equity}})  # fmt: skip
         return summary
+
+    def _open_run(self, config: dict[str, Any], mode: str) -> None:
+        self.journal.start_run(
+            RunInfo(run_id=self.run_id, started_at=int(time.time() * 1000), mode=mode, config=config)
+        )
+
+    def _decide(self, snap: Snapshot, did: str) -> Mapping[str, Any]:
+        """The decision on one snapshot: the graph's final state, or an error decision when a node failed."""
+        portfolio = self.broker.portfolio_view()
+        try:
+            state = self._invoke(did, {"decision_id": did, "snapshot": snap, "portfolio": portfolio, "timings": {}})
+        except JournalError:
+            raise
+        except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
+            self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
+            log.error("node failed: %s: %s", type(exc).__name__, exc,
+                      extra={"fields": {"decision_id": did, "symbol": snap.symbol, "run_id": self.run_id}})  # fmt: skip
+            return {"outcome": "error"}
+        if "order" in state:
+            order = state["order"]
+            log.info("order %s %s %.8g @ %.8g", order.side.value, order.symbol, order.quantity,
+                     order.reference_price, extra={"fields": {"decision_id": did, "run_id": self.run_id,
+                                                              "client_order_id": order.client_order_id}})  # fmt: skip
+        return state
+
+    def _invoke(self, did: str, graph_input: dict[str, Any]) -> Mapping[str, Any]:
+        """One graph run (graph.durable checkpoints it)."""
+        state: Mapping[str, Any] = self.graph.invoke(graph_input)
+        return state
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
         fills = []

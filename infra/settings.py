@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
     journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
+    checkpoint: str | None = Field(
+        default=None, description="durable runs: LangGraph checkpoint store, SQLite path or postgresql:// URL"
+    )
     reasoner: Literal["rules"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,18 @@ _DECISION_COLUMNS = (
     "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
     "window_start, window_end, window_length, body"
 )
+_FILL_COLUMNS = (
+    "f.id, f.client_order_id, f.decision_id, f.symbol, f.side, f."
+    "quantity, f.price, f.fee, f.timestamp, f.kind, f.slippage_bps, f.realized_pnl"
+)
+_ORDER_COLUMNS = (
+    "o.client_order_id, o.decision_id, o.symbol, o.side, o.quantity, o.refe"
+    "rence_price, o.submitted_at, o.kind, o.status, o.filled_quantity, o.stop_loss, o.take_profit"
+)
+"""The reader's fill and order rows: the same columns from both stores."""
 _BODY_FIELDS = (
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
-    "portfolio", "node_timings_us",
+    "portfolio", "node_timings_us", "candle",
 )  # fmt: skip
 
 _ACCOUNT = {
@@ -183,9 +193,13 @@ class SqliteJournal:
         )
         self.flush()
 
-    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        import time
+    def reopen_run(self, run_id: str) -> None:
+        self.flush()
+        cur = self._db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
+        if cur.rowcount == 0:
+            raise JournalError(f"no run {run_id!r} in {self.path}")
 
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         self._write(
             "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
             (status, int(time.time() * 1000), json.dumps(summary), run_id),
@@ -262,6 +276,10 @@ class SqliteJournal:
         rows = self._rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
         return decode_run(rows[0]) if rows else None
 
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return decode_run(rows[0]) if rows else None
+
     def list_decisions(
         self, last: int | None = None, symbol: str | None = None, run_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -334,10 +352,6 @@ class SqliteJournal:
             "SELECT run_id, started_at, finished_at, mode, status FROM runs ORDER BY started_at DESC, rowid DESC"
         )
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        return decode_run(rows[0]) if rows else None
-
     def _where(self, q: DecisionQuery) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
@@ -389,7 +403,7 @@ class SqliteJournal:
         self, run_id: str, start: int | None = None, end: int | None = None, symbol: str | None = None
     ) -> list[dict[str, Any]]:
         return self._rows(
-            "SELECT f.* FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = ? "
+            f"SELECT {_FILL_COLUMNS} FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = ? "
             "AND (? IS NULL OR f.timestamp >= ?) AND (? IS NULL OR f.timestamp < ?) AND (? IS NULL OR f.symbol = ?) "
             "ORDER BY f.timestamp, f.id",
             (run_id, start, start, end, end, symbol, symbol),
@@ -408,7 +422,7 @@ class SqliteJournal:
 
     def placed_orders(self, run_id: str, end: int | None = None) -> list[dict[str, Any]]:
         return self._rows(
-            "SELECT o.*, d.candle_time FROM orders o JOIN decisions d ON o.client_order_id = d.id || '-o' "
+            f"SELECT {_ORDER_COLUMNS}, d.candle_time FROM orders o JOIN decisions d ON o.client_order_id = d.id || '-o' "
             "WHERE d.run_id = ? AND (? IS NULL OR d.candle_time < ?) ORDER BY d.candle_time, d.rowid",
             (run_id, end, end),
         )

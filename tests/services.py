@@ -29,11 +29,12 @@ def unavailable(what: str) -> NoReturn:
 
 
 async def _pg_execute(sql: str) -> None:
-    conn = await asyncpg.connect(PG_BASE, timeout=5)
+    # bounded: a lock held by a leaked connection fails the statement after a minute instead of stalling the suite
+    conn = await asyncpg.connect(PG_BASE, timeout=10, command_timeout=120, server_settings={"lock_timeout": "60s"})
     try:
         await conn.execute(sql)
     finally:
-        await conn.close()
+        await conn.close(timeout=10)
 
 
 def pg_admin(sql: str) -> None:

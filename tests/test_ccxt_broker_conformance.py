@@ -58,6 +58,7 @@ def test_partial_then_full_fill_with_slippage_against_the_decision_price(rig: Ri
     (sim,) = rig.on_exchange(placed.client_order_id)
     rig.engine.execute(sim, "0.004", price=round(ref * 1.001, 1))
     fills = rig.next_candle(broker)
+    first_at = fills[0].timestamp
     assert [f.quantity for f in fills] == [pytest.approx(0.004)]
     assert fills[0].slippage_bps == pytest.approx((round(ref * 1.001, 1) / ref - 1) * 10_000, abs=1e-6)
     assert fills[0].fee > 0 and fills[0].client_order_id == placed.client_order_id
@@ -66,6 +67,7 @@ def test_partial_then_full_fill_with_slippage_against_the_decision_price(rig: Ri
     rig.engine.execute(sim, "0.006", price=round(ref * 0.999, 1))
     fills = rig.next_candle(broker)
     assert [f.quantity for f in fills] == [pytest.approx(0.006)]
+    assert fills[0].timestamp > first_at  # the journal keys fills by (order, time, kind)
     assert fills[0].slippage_bps < 0  # filled better than the decision price
     assert placed.status is OrderStatus.FILLED and placed.filled_quantity == pytest.approx(0.01)
     view = broker.portfolio_view()

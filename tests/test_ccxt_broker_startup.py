@@ -136,8 +136,8 @@ def fill_history(journal: JournalStore) -> None:
         o.status = OrderStatus.PARTIALLY_FILLED
         journal_order(journal, run_id, o)
         journal.record_fills([Fill(client_order_id=o.client_order_id, decision_id=o.decision_id, symbol=SYMBOL,
-                                   side=Side.BUY, quantity=q, price=p, fee=0.1, timestamp=T0 + n, kind="entry",
-                                   slippage_bps=0.0) for q, p in ((0.1, 100.0), (0.2, 103.0))])  # fmt: skip
+                                   side=Side.BUY, quantity=q, price=p, fee=0.1, timestamp=T0 + n + k, kind="entry",
+                                   slippage_bps=0.0) for k, (q, p) in enumerate(((0.1, 100.0), (0.2, 103.0)))])  # fmt: skip
         for t, equity in ((T0, 1_000.0 * n), (T0 + 1, 900.0 * n)):
             journal.record_portfolio(PortfolioPoint(run_id=run_id, timestamp=t, cash=equity, equity=equity,
                                                     gross_exposure=0.0, drawdown=0.0, positions={SYMBOL: n}))  # fmt: skip

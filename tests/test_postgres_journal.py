@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.journal import DecisionRecord, decision_id
+from infra.pg_migrations import SCHEMA_VERSION
 from infra.postgres_journal import PostgresJournal
 from infra.settings import load_settings
 from tests.services import pg_admin
@@ -52,7 +53,7 @@ def test_cli_reads_postgres_and_upgrades_idempotently(pg_url: str, capsys: pytes
     assert main(["db", "upgrade", "--journal", pg_url]) == 0
     assert main(["db", "upgrade", "--journal", pg_url]) == 0
     out = capsys.readouterr().out
-    assert out.count("is at schema v1") == 2
+    assert out.count(f"is at schema v{SCHEMA_VERSION}, TimescaleDB loaded") == 2
     assert main(["run", "--symbols", "ETH/USDT", "--start", "2024-02-01", "--end", "2024-02-01", "--journal", pg_url,
                  "--no-progress"]) == 0  # fmt: skip
     capsys.readouterr()
@@ -79,7 +80,7 @@ def test_duplicate_keys_and_newer_schema_are_refused(pg_url: str) -> None:
     store.close()
     schema = pg_url.split("search_path=")[1]
     pg_admin(f"UPDATE {schema}.tradegraph_schema_version SET version = 42")
-    with pytest.raises(JournalError, match="schema v42; this tradegraph reads up to v1"):
+    with pytest.raises(JournalError, match=f"schema v42; this tradegraph reads up to v{SCHEMA_VERSION}"):
         PostgresJournal(pg_url)
 
 

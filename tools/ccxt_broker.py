@@ -118,6 +118,8 @@ class _Tracked:
     """Taken from the journal at start-up (a lookup that finds nothing then means lost, not "never placed")."""
     locked: float = 0.0
     """Base quantity whose funds our local balance view holds for this order (until the next refresh)."""
+    last_fill_at: int = 0
+    """Timestamp of this order's last fill: the next one is later (the journal keys fills by order and time)."""
 
     @property
     def confirmed(self) -> bool:
@@ -483,7 +485,9 @@ class CcxtBroker:
                 cost = t.cost + price * quantity
             fee_total = self._fee(t, raw)
             fee = max(0.0, fee_total - t.fee) if fee_total is not None else 0.0
-            timestamp = int(raw.get("lastTradeTimestamp") or raw.get("timestamp") or self.now_ms())
+            # an order's own "timestamp" is when it was placed: every fill of it would share that time
+            timestamp = max(int(raw.get("lastTradeTimestamp") or self.now_ms()), t.last_fill_at + 1)
+            t.last_fill_at = timestamp
             fills.append(self._fill(t, quantity, price, fee, timestamp))
             t.filled, t.cost = filled, cost
             if fee_total is not None:

@@ -23,11 +23,15 @@ def cmd_db(args: argparse.Namespace) -> int:
     store = open_journal(target)
     try:
         timescale = getattr(store, "timescaledb", None)
+        hypertables = getattr(store, "hypertables", [])
         version = store.schema_version
     finally:
         store.close()
-    extension = (
-        "" if timescale is None else (", TimescaleDB loaded" if timescale else ", plain PostgreSQL (no TimescaleDB)")
-    )
+    if timescale is None:
+        extension = ""
+    elif timescale:
+        extension = f", TimescaleDB loaded (hypertables: {', '.join(hypertables) or 'none'})"
+    else:
+        extension = ", plain PostgreSQL (no TimescaleDB: candles, equity and metrics are plain tables)"
     print(f"journal {redact_url(str(target))} is at schema v{version}{extension}")
     return 0

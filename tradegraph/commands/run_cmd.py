@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from infra.redact import redact_url
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 from tools.errors import ConfigError
 from tools.timeframes import to_iso
 from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
@@ -23,6 +23,8 @@ def register(sub: SubParsers) -> None:
                      "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
+    run.add_argument("--checkpoint", help="durable run: LangGraph checkpoint store, SQLite path or postgresql:// URL")
+    run.add_argument("--resume", metavar="RUN_ID", help="continue a durable run that was stopped or killed")
     live = run.add_argument_group("live market data (paper trading unless --sandbox, --demo or --live)")
     live.add_argument("--feed", choices=["recorded", "ccxt"], help="recorded files (default) or live data via ccxt")
     live.add_argument("--schedule", action="store_true", help="with --feed ccxt: decide at every candle close")
@@ -32,22 +34,35 @@ def register(sub: SubParsers) -> None:
     add_execution_flags(run)
 
 
+_MARKET_FLAGS = ("symbols", "timeframe", "start", "end", "data_dir", "config", "reasoner", "feed")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay, open_influx_sink
+    from tradegraph.composition import build_replay, open_influx_sink, resume_settings
 
+    influx = {"url": args.influx} if args.influx else None
     feed: dict[str, Any] = {}
     if args.feed is not None:
         feed["source"] = args.feed
     if args.no_websocket:
         feed["ccxt"] = {"websocket": False}
-    settings = market_settings(
-        args, journal=args.journal, feed=feed or None, influx={"url": args.influx} if args.influx else None
-    )
+    if args.resume is not None:
+        given = [f"--{f.replace('_', '-').removesuffix('-dir')}" for f in _MARKET_FLAGS if getattr(args, f) is not None]
+        if given:
+            raise ConfigError(f"--resume continues a run with its journaled settings: drop {', '.join(given)}")
+        where = load_settings(journal=args.journal, checkpoint=args.checkpoint)
+        settings = resume_settings(args.resume, where.journal, where.checkpoint,
+                                   progress=False if args.no_progress else None, influx=influx)  # fmt: skip
+    else:
+        settings = market_settings(args, journal=args.journal, feed=feed or None, influx=influx,
+                                   checkpoint=args.checkpoint)  # fmt: skip
     execution = resolve_execution(args, settings)
     if settings.feed.source == "ccxt":
+        if settings.checkpoint is not None:
+            raise ConfigError("--checkpoint makes replays of recorded data durable; live runs (--feed ccxt) are not")
         from tradegraph.commands.live_run import run_live
 
         return run_live(args, settings, execution)
@@ -69,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
         observers = [o for o in (metrics, sink) if o is not None]
-        job = build_replay(settings, observers=observers)
+        job = build_replay(settings, run_id=args.resume, observers=observers, checkpoint=settings.checkpoint,
+                           resume=args.resume is not None)  # fmt: skip
     except BaseException:
         if sink is not None:
             sink.close()
@@ -81,9 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
     if sink is not None:
         console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
+    durable = f" · checkpoints={redact_url(settings.checkpoint)}" if settings.checkpoint else ""
     console.print(
-        f"{banner('paper', settings.exchange)} · {', '.join(settings.symbols)} {settings.timeframe} · "
-        f"reasoner={settings.reasoner} · journal={redact_url(settings.journal)} · run {job.session.run_id}"
+        f"{'[bold]RESUMING[/] ' if args.resume else ''}{banner('paper', settings.exchange)} · "
+        f"{', '.join(settings.symbols)} {settings.timeframe} · reasoner={settings.reasoner} · "
+        f"journal={redact_url(settings.journal)}{durable} · run {job.session.run_id}"
     )
     total = job.snapshot_count()
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -93,13 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
         finally:
             try:
-                job.journal.close()
+                job.close()
             finally:
                 if sink is not None:
                     sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
                 if metrics is not None:
                     metrics.close()
     print_summary(summary.model_dump(), settings)
+    if args.resume is not None:
+        replayed = getattr(job.session, "replayed", 0)
+        print(f"resumed        {replayed} decisions replayed from the journal, {summary.snapshots - replayed} decided")
     print(
         f"data gaps      {gap_text(job.feed.gaps_in(settings.symbols, settings.timeframe, job.start_ms, job.end_ms))}"
     )
