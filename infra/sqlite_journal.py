@@ -64,14 +64,14 @@ _DECISION_COLUMNS = (
     "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
     "window_start, window_end, window_length, body"
 )
-_FILL_COLUMNS = (
-    "f.id, f.client_order_id, f.decision_id, f.symbol, f.side, f."
-    "quantity, f.price, f.fee, f.timestamp, f.kind, f.slippage_bps, f.realized_pnl"
-)
-_ORDER_COLUMNS = (
-    "o.client_order_id, o.decision_id, o.symbol, o.side, o.quantity, o.refe"
-    "rence_price, o.submitted_at, o.kind, o.status, o.filled_quantity, o.stop_loss, o.take_profit"
-)
+_FILL_COLUMNS = ", ".join(
+    f"f.{c}" for c in ("id", "client_order_id", "decision_id", "symbol", "side", "quantity", "price", "fee",
+                       "timestamp", "kind", "slippage_bps", "realized_pnl")
+)  # fmt: skip
+_ORDER_COLUMNS = ", ".join(
+    f"o.{c}" for c in ("client_order_id", "decision_id", "symbol", "side", "quantity", "reference_price",
+                       "submitted_at", "kind", "status", "filled_quantity", "stop_loss", "take_profit")
+)  # fmt: skip
 """The reader's fill and order rows: the same columns from both stores."""
 _BODY_FIELDS = (
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
