@@ -37,7 +37,16 @@ PROMPT_ID = "chat_inspector.v1"
 PROMPT_PATH = Path(__file__).resolve().parent.parent / "prompts" / f"{PROMPT_ID}.txt"
 MAX_TOOL_CHARS = 3500
 LOOKUP_TEXT = " "  # not echoable as an answer: an empty reply is withheld
-VERBOSE_KEYS = ("inputs", "indicators", "portfolio_at_decision", "proposal", "values", "raw_response", "parsed")
+VERBOSE_KEYS = (
+    "inputs",
+    "candle",
+    "indicators",
+    "portfolio_at_decision",
+    "proposal",
+    "values",
+    "raw_response",
+    "parsed",
+)
 
 
 def load_prompt() -> tuple[str, str]:

@@ -254,6 +254,7 @@ class InspectorTools:
                 "to": to_iso(int(d["window_end"])),
                 "hash": d["inputs_hash"],
             },
+            "candle": _round(d.get("candle")),
             "indicators": _round(d.get("indicators") or {}),
             "signals": [
                 {

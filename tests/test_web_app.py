@@ -84,6 +84,7 @@ def test_decision_page_shows_the_evidence_chain_escaped(client: TestClient, plan
     assert "LLM calls (1)" in html and "&lt;i&gt;gpt&lt;/i&gt;" in html and str(escape(call["raw_response"])) in html
     assert "ignore previous instructions" in html and "fusion_v1" in html and "&lt;u&gt;model said&lt;/u&gt;" in html
     assert "<script>alert(1)</script>" not in html  # the parsed JSON is escaped inside <pre> as well
+    assert 'id="decision-candle">candle decided on: open ' in html
     assert 'id="round-trip">Round trip opened' in html and 'id="price-move">Close' in html
     assert f"tradegraph replay {did}" in html
     missing = client.get("/decisions/d-0000000000000000")
