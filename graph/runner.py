@@ -50,6 +50,21 @@ class RunSummary(BaseModel):
     """Reasoner outcomes of LLM reasoners: ok, skipped (gating), llm_error, llm_rejected, budget_exhausted."""
 
 
+def unsettled_bars(snap: Snapshot, last_settled: int | None) -> list[Bar]:
+    """The window's candles a broker that has settled the symbol up to ``last_settled`` has not seen: one in a
+    replay; more after a live feed could not deliver a snapshot."""
+    w = snap.window
+    tf = timeframe_ms(snap.timeframe)
+    first = len(w) - 1
+    while first > 0 and last_settled is not None and int(w.timestamp[first - 1]) > last_settled:
+        first -= 1
+    return [
+        Bar(snap.symbol, int(w.timestamp[i]), int(w.timestamp[i]) + tf, float(w.open[i]), float(w.high[i]),
+            float(w.low[i]), float(w.close[i]), float(w.volume[i]))
+        for i in range(first, len(w))
+    ]  # fmt: skip
+
+
 def unavailable_record(run_id: str, did: str, item: SnapshotUnavailable, equity: float) -> DecisionRecord:
     """The decision of a key whose snapshot the feed could not build: journaled with the feed's reason."""
     return DecisionRecord(
@@ -225,19 +240,8 @@ class ReplaySession:
         return state
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
-        """Advance the broker over the window's candles it has not seen (one in a replay; more after a
-        live feed could not deliver a snapshot)."""
-        w = snap.window
-        tf = timeframe_ms(snap.timeframe)
-        last = self._settled.get(snap.symbol)
-        first = len(w) - 1
-        while first > 0 and last is not None and int(w.timestamp[first - 1]) > last:
-            first -= 1
         fills = []
-        for i in range(first, len(w)):
-            t = int(w.timestamp[i])
-            bar = Bar(snap.symbol, t, t + tf, float(w.open[i]), float(w.high[i]), float(w.low[i]), float(w.close[i]),
-                      float(w.volume[i]))  # fmt: skip
+        for bar in unsettled_bars(snap, self._settled.get(snap.symbol)):
             fills += self.broker.on_candle(bar)
         self._settled[snap.symbol] = snap.candle_time
         summary.fills += len(fills)

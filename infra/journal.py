@@ -135,3 +135,12 @@ def decode_run(row: dict[str, Any]) -> dict[str, Any]:
     row["config"] = json.loads(row["config"])
     row["summary"] = json.loads(row["summary"]) if row["summary"] else None
     return row
+
+
+def decode_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A decision summary row (tools.journal_reader.SUMMARY_FIELDS) with its gate reasons decoded."""
+    reasons = row.get("gate_reasons")
+    row["gate_reasons"] = json.loads(reasons) if isinstance(reasons, str) else list(reasons or [])
+    if row.get("close") is not None:
+        row["close"] = float(row["close"])
+    return row

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from infra.chat_settings import ChatSettings
 from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
 from infra.live_settings import LiveSettings
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +18,10 @@ from pydantic import SecretStr, ValidationError
 
 from agents.budget import BudgetTracker, Usage
 from agents.cassette import Cassette
+from agents.chat_deterministic import ChatAnswer
 from agents.crew_reasoner import MEMBERS as CREW_MEMBERS
 from agents.crew_reasoner import CrewChat
+from agents.journal_tools import InspectorTools
 from agents.llm_client import Endpoint, LiveChat, is_openai
 from agents.llm_reasoner import CallMeta, LLMReasoner
 from agents.llm_sources import AnswerProvider
@@ -28,6 +32,7 @@ from graph.builder import GraphDeps, build_graph
 from graph.nodes import ReasonerContext
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
+from infra.chat_settings import ChatSettings
 from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore
 from infra.redact import is_postgres_url, redact_url
@@ -37,6 +42,7 @@ from prompts import PromptError, PromptTemplate, load_prompt
 from tools.broker import Broker
 from tools.clock import Clock, SystemClock
 from tools.errors import CassetteError, ConfigError
+from tools.journal_reader import JournalReader
 from tools.llm_config import LLMSettings
 from tools.news import NewsFeed
 from tools.paper_broker import PaperBroker
@@ -46,6 +52,7 @@ from tools.timeframes import day_start_ms
 from tradegraph.execution_cli import Execution
 
 if TYPE_CHECKING:
+    from evals.decision_replay import ReplayReport as DecisionReplay
     from infra.checkpoints import CheckpointStore
     from infra.scheduler import CandleSchedule
     from tools.ccxt_broker import Reconciliation
@@ -64,6 +71,96 @@ def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
 
         return PostgresJournal(target, read_only=read_only)
     return SqliteJournal(Path(target), read_only=read_only)
+
+
+def open_journal_reader(target: str | Path) -> JournalReader:
+    """The journal opened read-only for inspection (chat, replay, web): SQLite through a read-only URI."""
+    if isinstance(target, str) and is_postgres_url(target):
+        from infra.postgres_journal import PostgresJournal
+
+        return PostgresJournal(target, read_only=True)
+    return SqliteJournal(Path(target), read_only=True)
+
+
+def inspector_tools(reader: JournalReader, run_id: str | None = None) -> InspectorTools:
+    """The chat inspector's journal tools, with performance computed by evals.journal_performance."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+
+    return InspectorTools(reader, partial(performance_vs_buy_and_hold, reader), run_id)
+
+
+class ChatSession:
+    """What answers chat questions over one journal: the deterministic reader, or the LLM agent over it."""
+
+    def __init__(self, reader: JournalReader, settings: ChatSettings, run_id: str | None = None) -> None:
+        from agents.chat_deterministic import DeterministicChat
+
+        self.reader = reader
+        self.tools = inspector_tools(reader, run_id)
+        self.tools.run()  # an unknown --run fails here, before any question
+        self.deterministic = DeterministicChat(self.tools)
+        self._agent: Any = None
+        self._stack = contextlib.ExitStack()
+        self.description = "deterministic (no LLM configured)"
+        if settings.llm and settings.llm.lower() != "none":
+            try:
+                self._agent = self._make_agent(settings)
+            except BaseException:
+                self._stack.close()
+                raise
+
+    def _make_agent(self, settings: ChatSettings) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        from agents.chat_agent import InspectorAgent
+
+        llm = settings.llm or ""
+        if llm.lower() == "local":
+            from agents.local_server import LocalLLMServer
+
+            server = self._stack.enter_context(LocalLLMServer())
+            base_url, model, key = server.base_url, server.model, "local"
+        elif llm.startswith(("http://", "https://")):
+            base_url, model = llm, settings.model or "default"
+            key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("OPENAI_API_KEY", "")
+        else:
+            raise ConfigError(f"--llm {llm!r} is neither 'local', 'none' nor an http(s):// base URL")
+        chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key or "unused"),
+                                temperature=settings.temperature, max_tokens=settings.answer_limit,
+                                timeout=settings.timeout_s, max_retries=0)  # fmt: skip
+        self.description = f"LLM agent ({model} at {redact_url(base_url)})"
+        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)
+
+    def answer(self, question: str) -> ChatAnswer:
+        if self._agent is not None:
+            answer: ChatAnswer = self._agent.answer(question)
+            return answer
+        return self.deterministic.answer(question)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def web_app(session: ChatSession) -> Any:
+    """The read-only dashboard (infra.web) over the session's journal, with its chat panel answered by ``session``."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+    from infra.web.app import WebDeps, create_app
+
+    reader = session.reader
+
+    def chat_run() -> str | None:
+        run = session.tools.run()
+        return str(run["run_id"]) if run else None
+
+    deps = WebDeps(
+        reader=reader,
+        answer=lambda question: session.answer(question).model_dump(),
+        explain=lambda decision_id: session.tools.explain_decision(decision_id).data,
+        performance=lambda run_id: performance_vs_buy_and_hold(reader, run_id),
+        chat_run=chat_run,
+        chat_mode=session.description,
+    )
+    return create_app(deps)
 
 
 def open_influx_sink(settings: Settings, metrics: SinkCounter | None = None) -> InfluxSink | None:
@@ -207,6 +304,53 @@ def make_reasoner(
         recording = Cassette.open_for_recording(llm.record_cassette, identity)
     provider = AnswerProvider(live, budget, recording, "record" if recording else "live")
     return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
+
+
+def run_limits(settings: Settings) -> RiskLimits:
+    """The gate's limits for the settings' run: no symbol list means the run's own symbols."""
+    limits = settings.limits
+    if not limits.allowed_symbols:
+        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+    return limits
+
+
+def decision_deps(
+    settings: Settings,
+    broker: Broker,
+    journal: JournalStore,
+    run_id: str,
+    reasoner: Reasoner | None = None,
+    context: ReasonerContext | None = None,
+    reason_every_snapshot: bool = False,
+) -> GraphDeps:
+    """What the decision graph of the settings runs with: executing on ``broker``, journaling into ``journal``
+    (``reasoner`` and its ``context`` come from ``reasoning`` for LLM reasoners; by default the settings' own)."""
+    return GraphDeps(
+        ta=settings.ta,
+        reasoner=reasoner or make_reasoner(settings),
+        risk=settings.risk,
+        limits=run_limits(settings),
+        broker=broker,
+        journal=journal,
+        run_id=run_id,
+        context=context,
+        reason_every_snapshot=reason_every_snapshot,
+    )
+
+
+def decision_graph(settings: Settings, broker: Broker, journal: JournalStore, run_id: str) -> Any:
+    """The compiled decision graph (no checkpointer), as a replay session runs it."""
+    return build_graph(decision_deps(settings, broker, journal, run_id))
+
+
+def replay_one(reader: JournalReader, decision_id: str, data_dir: Path | None = None) -> DecisionReplay:
+    """Re-run one journaled decision on its rebuilt snapshot and portfolio (evals.decision_replay)."""
+    from evals.decision_replay import replay_decision
+
+    def feed_of(settings: Settings) -> RecordedFeed:
+        return open_feed(settings)
+
+    return replay_decision(reader, decision_id, decision_graph, feed_of, lambda s: time_range(s)[0], data_dir)
 
 
 # --- execution: the broker a session sends its orders to ----------------------------------------------
@@ -367,30 +511,17 @@ def build_replay(
         feed.check_range(settings.symbols, settings.timeframe, start_ms, end_ms)
     data_dir = feed.data_dir
     feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)
-    limits = settings.limits
-    if not limits.allowed_symbols:
-        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
     journal_target = journal_path or settings.journal
     if checkpoint is not None:
         check_checkpoint_target(checkpoint, journal_target)
     opened: list[JournalStore] = []
     # the reasoner (and its cassette) first: a bad cassette or setting fails before the journal is touched
-    reasoner, context, every = reasoning(settings, limits, endpoint, lambda: opened[0], data_dir)
+    reasoner, context, every = reasoning(settings, run_limits(settings), endpoint, lambda: opened[0], data_dir)
     journal = open_journal(journal_target)
     opened.append(journal)
     broker = PaperBroker(settings.paper)
     rid = run_id or new_run_id()
-    deps = GraphDeps(
-        ta=settings.ta,
-        reasoner=reasoner,
-        risk=settings.risk,
-        limits=limits,
-        broker=broker,
-        journal=journal,
-        run_id=rid,
-        context=context,
-        reason_every_snapshot=every,
-    )
+    deps = decision_deps(settings, broker, journal, rid, reasoner, context, every)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     if checkpoint is not None:  # a resume started from another directory must find the same file
@@ -568,11 +699,9 @@ def build_live(
     rid = run_id or new_run_id()
     journal: JournalStore | None = None
     try:
-        limits = settings.limits
-        if not limits.allowed_symbols:
-            limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
         opened: list[JournalStore] = []
-        reasoner, context, every = reasoning(settings, limits, endpoint, lambda: opened[0], settings.data_dir)
+        reasoner, context, every = reasoning(settings, run_limits(settings), endpoint, lambda: opened[0],
+                                             settings.data_dir)  # fmt: skip
         journal = open_journal(settings.journal)
         opened.append(journal)
         broker, execution_info = open_broker(settings, execution, journal, rid)
@@ -581,17 +710,7 @@ def build_live(
         if journal is not None:
             journal.close()
         raise
-    deps = GraphDeps(
-        ta=settings.ta,
-        reasoner=reasoner,
-        risk=settings.risk,
-        limits=limits,
-        broker=broker,
-        journal=journal,
-        run_id=rid,
-        context=context,
-        reason_every_snapshot=every,
-    )
+    deps = decision_deps(settings, broker, journal, rid, reasoner, context, every)
     session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     schedule = CandleSchedule(
         feed,
