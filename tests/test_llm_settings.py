@@ -64,4 +64,8 @@ def test_openai_without_a_key_is_one_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TRADEGRAPH_LLM__PROMPT", "nope.v9")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     code = main(["run", "--reasoner", "llm", "--journal", str(journal), "--no-progress"])
-    assert code == 2 and "no prompt template 'nope.v9' (available: chat_inspector.v1, crew.v1, trade_intent.v1)" in capsys.readouterr().err
+    assert (
+        code == 2
+        and "no prompt template 'nope.v9' (available: chat_inspector.v1, crew.v1, trade_intent.v1)"
+        in capsys.readouterr().err
+    )
