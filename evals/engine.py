@@ -150,6 +150,20 @@ def decision_outcome(d: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def llm_usage(decisions: list[dict[str, Any]]) -> dict[str, float]:
+    """LLM requests that went out (replayed answers and budget refusals are not calls), their tokens and cost."""
+    llm = {"calls": 0.0, "tokens": 0.0, "cost_usd": 0.0, "replayed": 0.0}
+    for d in decisions:
+        for call in (d.get("reasoner") or {}).get("calls") or []:
+            if call.get("source") == "replayed":
+                llm["replayed"] += 1
+            elif call.get("outcome") != "budget_exhausted":
+                llm["calls"] += 1
+                llm["tokens"] += call.get("input_tokens", 0) + call.get("output_tokens", 0)
+                llm["cost_usd"] += call.get("cost_usd", 0.0)
+    return llm
+
+
 def run_strategy(
     factory: ReplayFactory,
     settings: Settings,
@@ -175,13 +189,7 @@ def run_strategy(
         series = feed.series(sym, settings.timeframe)
         idx = int(np.searchsorted(series.candles.timestamp, timestamps[-1], side="right")) - 1
         last_close[sym] = (int(series.candles.timestamp[idx]), float(series.candles.close[idx]))
-    llm = {"calls": 0.0, "tokens": 0.0, "cost_usd": 0.0}
-    for d in decisions:
-        trace = d.get("reasoner") or {}
-        if trace.get("model"):
-            llm["calls"] += 1
-            llm["tokens"] += trace.get("input_tokens", 0) + trace.get("output_tokens", 0)
-            llm["cost_usd"] += trace.get("cost_usd", 0.0)
+    llm = llm_usage(decisions)
     return StrategyRun(
         run_id=rid,
         summary=summary,

@@ -224,6 +224,7 @@ def _evaluate(
             "llm_calls": run.llm.get("calls", 0.0),
             "llm_tokens": run.llm.get("tokens", 0.0),
             "llm_cost_usd": run.llm.get("cost_usd", 0.0),
+            "llm_replayed": run.llm.get("replayed", 0.0),
         },
         "baselines": {
             **baseline_metrics,

@@ -13,6 +13,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.reasoner import Reasoner
 from graph import nodes, routing
+from graph.nodes import ReasonerContext
 from graph.state import DecisionState
 from infra.crash_points import crash_point
 from infra.journal import DecisionSink
@@ -33,6 +34,10 @@ class GraphDeps:
     broker: Broker
     journal: DecisionSink
     run_id: str
+    context: ReasonerContext | None = None
+    """Recent candles, risk budget and news for reasoners that read them (the LLM ones)."""
+    reason_every_snapshot: bool = False
+    """Gating off: every valid snapshot goes to the reasoner, even with no position and no signal."""
 
     @property
     def allow_short(self) -> bool:
@@ -45,7 +50,9 @@ def node_functions(deps: GraphDeps) -> dict[str, NodeFn]:
     return {
         "validate_snapshot": partial(nodes.validate_snapshot, min_history=deps.ta.min_history),
         "technical_analysis": partial(nodes.technical_analysis, cfg=deps.ta),
-        "strategy_fusion": partial(nodes.strategy_fusion, reasoner=deps.reasoner, allow_short=short),
+        "strategy_fusion": partial(
+            nodes.strategy_fusion, reasoner=deps.reasoner, allow_short=short, context=deps.context
+        ),
         "risk_assessment": partial(nodes.risk_assessment, cfg=deps.risk, allow_short=short),
         "risk_gate": partial(nodes.risk_gate, limits=deps.limits),
         "execute": partial(nodes.execute, broker=deps.broker),
@@ -92,7 +99,9 @@ def build_graph(
     g.add_conditional_edges("validate_snapshot", routing.after_validate, ["technical_analysis", "journal"])
     g.add_conditional_edges(
         "technical_analysis",
-        partial(routing.after_technical, allow_short=deps.allow_short),
+        partial(
+            routing.after_technical, allow_short=deps.allow_short, reason_every_snapshot=deps.reason_every_snapshot
+        ),
         ["strategy_fusion", "journal"],
     )
     g.add_conditional_edges("strategy_fusion", routing.after_fusion, ["risk_assessment", "journal"])

@@ -168,6 +168,9 @@ class DurableJournal:
     def account_portfolio(self, exchange: str, mode: str) -> dict[str, Any] | None:
         return self.inner.account_portfolio(exchange, mode)
 
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        return self.inner.llm_usage_since(since_ms)
+
 
 def replayed_state(record: Mapping[str, Any]) -> dict[str, Any]:
     """The final state of a journaled decision, rebuilt from its record: what the runner tallies and what the

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from agents.reasoner import Reasoner, ReasonerInput
+from dataclasses import dataclass
+
+from agents.reasoner import Reasoner, ReasonerInput, RecentCandle
 from graph.state import DecisionState, Validation
 from infra.journal import DecisionRecord, DecisionSink
 from tools.broker import Broker
+from tools.news import NewsFeed, NewsItem
 from tools.risk_gate import MarketContext, RiskLimits, evaluate_gate
 from tools.risk_sizing import RiskConfig, assess_risk
 from tools.signals import Action
 from tools.technical_analysis import TAConfig, analyze
 from tools.timeframes import timeframe_ms, to_iso
-from tools.trade_types import Order, OrderStatus
+from tools.trade_types import Order, OrderStatus, TradeIntent
 
 
 def validate_snapshot(state: DecisionState, *, min_history: int) -> DecisionState:
@@ -45,9 +48,45 @@ def nothing_to_decide(state: DecisionState, allow_short: bool) -> str | None:
     return None
 
 
-def strategy_fusion(state: DecisionState, *, reasoner: Reasoner, allow_short: bool) -> DecisionState:
+@dataclass(frozen=True)
+class ReasonerContext:
+    """What strategy_fusion shows a reasoner beyond the tool outputs: recent candles, the risk budget, news."""
+
+    limits: RiskLimits
+    risk: RiskConfig
+    recent_candles: int = 5
+    news: NewsFeed | None = None
+    news_lookback_ms: int = 86_400_000
+    news_max_items: int = 5
+
+
+def strategy_fusion(
+    state: DecisionState, *, reasoner: Reasoner, allow_short: bool, context: ReasonerContext | None = None
+) -> DecisionState:
     snap, tech, pf = state["snapshot"], state["technical"], state["portfolio"]
     held = pf.positions.get(snap.symbol)
+    recent: list[RecentCandle] = []
+    budget: dict[str, float] = {}
+    news: list[NewsItem] = []
+    if context is not None:
+        w, n = snap.window, min(context.recent_candles, len(snap.window))
+        recent = [
+            RecentCandle(time=int(w.timestamp[i]), open=float(w.open[i]), high=float(w.high[i]), low=float(w.low[i]),
+                         close=float(w.close[i]), volume=float(w.volume[i]))
+            for i in range(len(w) - n, len(w))
+        ]  # fmt: skip
+        lim = context.limits
+        budget = {
+            "equity": pf.equity,
+            "available_cash": pf.available_cash,
+            "max_position_fraction": min(context.risk.max_position_fraction, lim.max_position_fraction),
+            "max_order_notional": lim.max_order_notional,
+            "max_gross_exposure": lim.max_gross_exposure,
+            "open_positions": float(pf.open_position_count()),
+            "max_open_positions": float(lim.max_open_positions),
+        }
+        if context.news is not None:
+            news = context.news.items_for(snap.symbol, snap.as_of, context.news_lookback_ms, context.news_max_items)
     inp = ReasonerInput(
         symbol=snap.symbol,
         timeframe=snap.timeframe,
@@ -61,6 +100,9 @@ def strategy_fusion(state: DecisionState, *, reasoner: Reasoner, allow_short: bo
         position_average_price=held.average_price if held else None,
         equity=pf.equity,
         allow_short=allow_short,
+        recent_candles=recent,
+        risk_budget=budget,
+        news=news,
     )
     intent, trace = reasoner.decide(inp)
     return {"intent": intent, "trace": trace}
@@ -114,7 +156,19 @@ def _outcome(state: DecisionState, allow_short: bool) -> tuple[str, str]:
         return "invalid", f"{validation.reason}: {validation.detail}"
     if "intent" not in state:
         return "skipped", nothing_to_decide(state, allow_short) or "nothing to decide"
-    intent = state["intent"]
+    intent, trace = state["intent"], state.get("trace")
+    if trace is not None and trace.failed and trace.fallback != "rules":
+        # never a plain HOLD: the failure is the decision's outcome, and there is no order
+        return trace.outcome, f"{trace.reasoner} reasoner: {trace.reason} (fallback: hold, no order)"
+    outcome, reason = _route_outcome(state, intent)
+    if trace is not None and trace.failed:
+        reason += f" [{trace.reasoner} {trace.reason}; fallback: rules]"
+    elif trace is not None and trace.reasoner != "rules":
+        reason += f" [{trace.reasoner}: {trace.reason}]"
+    return outcome, reason
+
+
+def _route_outcome(state: DecisionState, intent: TradeIntent) -> tuple[str, str]:
     if intent.action is Action.HOLD:
         return "hold", f"{intent.reasoner} reasoner: HOLD (conviction {intent.conviction:.2f})"
     if state.get("proposal") is None:

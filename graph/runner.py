@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from graph.observer import SessionObserver
 from infra.journal import DecisionRecord, JournalStore, PortfolioPoint, RunInfo, decision_id
 from tools.broker import Broker
-from tools.errors import JournalError
+from tools.errors import CassetteError, JournalError
 from tools.market import Snapshot, SnapshotUnavailable
 from tools.paper_broker import Bar
 from tools.timeframes import timeframe_ms
@@ -40,6 +40,29 @@ class RunSummary(BaseModel):
     first_candle: int | None = None
     last_candle: int | None = None
     elapsed_s: float = 0.0
+    llm_calls: int = 0
+    """Requests that went to an LLM endpoint (replayed answers and budget refusals are not calls)."""
+    llm_tokens: int = 0
+    llm_cost_usd: float = 0.0
+    llm_replayed: int = 0
+    """Answers taken from a cassette instead of an endpoint."""
+    llm_outcomes: dict[str, int] = Field(default_factory=dict)
+    """Reasoner outcomes of LLM reasoners: ok, skipped (gating), llm_error, llm_rejected, budget_exhausted."""
+
+
+def unsettled_bars(snap: Snapshot, last_settled: int | None) -> list[Bar]:
+    """The window's candles a broker that has settled the symbol up to ``last_settled`` has not seen: one in a
+    replay; more after a live feed could not deliver a snapshot."""
+    w = snap.window
+    tf = timeframe_ms(snap.timeframe)
+    first = len(w) - 1
+    while first > 0 and last_settled is not None and int(w.timestamp[first - 1]) > last_settled:
+        first -= 1
+    return [
+        Bar(snap.symbol, int(w.timestamp[i]), int(w.timestamp[i]) + tf, float(w.open[i]), float(w.high[i]),
+            float(w.low[i]), float(w.close[i]), float(w.volume[i]))
+        for i in range(first, len(w))
+    ]  # fmt: skip
 
 
 def unavailable_record(run_id: str, did: str, item: SnapshotUnavailable, equity: float) -> DecisionRecord:
@@ -116,6 +139,7 @@ class ReplaySession:
         actions: Counter[str] = Counter()
         denials: Counter[str] = Counter()
         shrinks: Counter[str] = Counter()
+        llm_outcomes: Counter[str] = Counter()
         peak = summary.initial_equity
         current_time: int | None = None
         status = "failed"
@@ -151,6 +175,16 @@ class ReplaySession:
                     (shrinks if state["verdict"].approved else denials).update(reasons)
                 if "order" in state:
                     summary.orders += 1
+                trace = state.get("trace")
+                if trace is not None and trace.reasoner != "rules":
+                    llm_outcomes[trace.outcome] += 1
+                    for call in trace.calls:
+                        if call.source == "replayed":
+                            summary.llm_replayed += 1
+                        elif call.spent:
+                            summary.llm_calls += 1
+                            summary.llm_tokens += call.input_tokens + call.output_tokens
+                            summary.llm_cost_usd += call.cost_usd
                 if on_step:
                     on_step(snap)
             if current_time is not None:
@@ -163,6 +197,7 @@ class ReplaySession:
         finally:
             summary.outcomes, summary.actions = dict(outcomes), dict(actions)
             summary.gate_denials, summary.gate_shrinks = dict(denials), dict(shrinks)
+            summary.llm_outcomes = dict(llm_outcomes)
             summary.final_equity = self.broker.equity()
             summary.pnl = summary.final_equity - summary.initial_equity
             summary.return_pct = 100 * summary.pnl / summary.initial_equity if summary.initial_equity else 0.0
@@ -185,7 +220,7 @@ class ReplaySession:
         portfolio = self.broker.portfolio_view()
         try:
             state = self._invoke(did, {"decision_id": did, "snapshot": snap, "portfolio": portfolio, "timings": {}})
-        except JournalError:
+        except (JournalError, CassetteError):
             raise
         except Exception as exc:  # a failing node still leaves its one decision, and the run goes on
             self.journal.record_decision(error_record(self.run_id, did, snap, portfolio.equity, exc))
@@ -205,19 +240,8 @@ class ReplaySession:
         return state
 
     def _settle(self, snap: Snapshot, summary: RunSummary) -> None:
-        """Advance the broker over the window's candles it has not seen (one in a replay; more after a
-        live feed could not deliver a snapshot)."""
-        w = snap.window
-        tf = timeframe_ms(snap.timeframe)
-        last = self._settled.get(snap.symbol)
-        first = len(w) - 1
-        while first > 0 and last is not None and int(w.timestamp[first - 1]) > last:
-            first -= 1
         fills = []
-        for i in range(first, len(w)):
-            t = int(w.timestamp[i])
-            bar = Bar(snap.symbol, t, t + tf, float(w.open[i]), float(w.high[i]), float(w.low[i]), float(w.close[i]),
-                      float(w.volume[i]))  # fmt: skip
+        for bar in unsettled_bars(snap, self._settled.get(snap.symbol)):
             fills += self.broker.on_candle(bar)
         self._settled[snap.symbol] = snap.candle_time
         summary.fills += len(fills)

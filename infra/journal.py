@@ -100,6 +100,11 @@ class JournalStore(Protocol):
     def portfolio_points(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_fills(self, run_id: str) -> list[dict[str, Any]]: ...
     def run_decisions(self, run_id: str) -> list[dict[str, Any]]: ...
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        """LLM requests made at or after ``since_ms`` (UTC ms) by any run in this journal: ``calls``, ``tokens``,
+        ``cost_usd``. Replayed answers and budget refusals are not requests."""
+        ...
+
     def account_orders(self, exchange: str, mode: str) -> list[dict[str, Any]]:
         """Every order of the runs that traded on ``exchange`` in ``mode`` (sandbox | demo | live), oldest
         first, with the totals of the fills journaled for each (journal_filled, journal_notional, journal_fee)."""
@@ -135,4 +140,13 @@ def decode_run(row: dict[str, Any]) -> dict[str, Any]:
     """A runs row with its JSON columns decoded (shared by the journal stores)."""
     row["config"] = json.loads(row["config"])
     row["summary"] = json.loads(row["summary"]) if row["summary"] else None
+    return row
+
+
+def decode_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A decision summary row (tools.journal_reader.SUMMARY_FIELDS) with its gate reasons decoded."""
+    reasons = row.get("gate_reasons")
+    row["gate_reasons"] = json.loads(reasons) if isinstance(reasons, str) else list(reasons or [])
+    if row.get("close") is not None:
+        row["close"] = float(row["close"])
     return row

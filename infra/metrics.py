@@ -77,9 +77,10 @@ class SessionMetrics:
         if order is not None:
             self.orders.labels(order.symbol, order.side.value).inc()
         trace = state.get("trace")
-        if trace is not None:
-            self.llm_tokens.inc(trace.input_tokens + trace.output_tokens)
-            self.llm_cost.inc(trace.cost_usd)
+        for call in getattr(trace, "calls", None) or ():
+            if call.spent:  # replayed answers and budget refusals cost nothing
+                self.llm_tokens.inc(call.input_tokens + call.output_tokens)
+                self.llm_cost.inc(call.cost_usd)
 
     def record_fill(self, symbol: str, kind: str) -> None:
         self.fills.labels(symbol, kind).inc()

@@ -27,10 +27,19 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from infra.journal import ACCOUNT_ORDERS_SQL, ACCOUNT_POINTS_SQL, DecisionRecord, PortfolioPoint, RunInfo, decode_run
+from infra.journal import (
+    ACCOUNT_ORDERS_SQL,
+    ACCOUNT_POINTS_SQL,
+    DecisionRecord,
+    PortfolioPoint,
+    RunInfo,
+    decode_run,
+    decode_summary,
+)
 from infra.pg_migrations import HYPERTABLES, MIGRATIONS, SCHEMA_VERSION
 from infra.redact import redact_url
 from tools.errors import JournalError
+from tools.journal_reader import DecisionQuery
 from tools.trade_types import Fill, Order
 
 T = TypeVar("T")
@@ -42,6 +51,15 @@ _DECISION_COLUMN_LIST = (
     "window_start", "window_end", "window_length", "body",
 )  # fmt: skip
 _DECISION_COLUMNS = ", ".join(_DECISION_COLUMN_LIST)
+_FILL_COLUMNS = ", ".join(
+    f"f.{c}" for c in ("id", "client_order_id", "decision_id", "symbol", "side", "quantity", "price", "fee",
+                       "timestamp", "kind", "slippage_bps", "realized_pnl")
+)  # fmt: skip
+_ORDER_COLUMNS = ", ".join(
+    f"o.{c}" for c in ("client_order_id", "decision_id", "symbol", "side", "quantity", "reference_price",
+                       "submitted_at", "kind", "status", "filled_quantity", "stop_loss", "take_profit")
+)  # fmt: skip
+"""The reader's fill and order rows: the same columns from both stores."""
 _BODY_FIELDS = {
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
     "portfolio", "node_timings_us", "candle",
@@ -121,6 +139,8 @@ class PostgresJournal:
                 "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")))  # fmt: skip
             self.schema_version = self._call(self._migrate(read_only))
             self.hypertables = self._call(self._hypertable_names())
+            if read_only:  # readers (explain, chat, replay, web) cannot write, whatever they run
+                self._call(self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"))
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {type(exc).__name__}: {exc}") from None
@@ -373,8 +393,12 @@ class PostgresJournal:
         )
         return record
 
-    def portfolio_points(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM portfolio_snapshots WHERE run_id = $1 ORDER BY timestamp", run_id)
+    def portfolio_points(self, run_id: str, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT * FROM portfolio_snapshots WHERE run_id = $1 AND ($2::bigint IS NULL OR timestamp >= $2) "
+            "AND ($3::bigint IS NULL OR timestamp < $3) ORDER BY timestamp",
+            run_id, start, end,
+        )  # fmt: skip
         for row in rows:
             row["positions"] = json.loads(row["positions"])
         return rows
@@ -400,3 +424,109 @@ class PostgresJournal:
         return self._with_body(
             self._rows(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE run_id = $1 ORDER BY candle_time, seq", run_id)
         )
+
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        self.flush()  # this store buffers writes: count them too
+        rows = self._rows(
+            "SELECT COUNT(*) AS calls, "
+            "COALESCE(SUM((c->>'input_tokens')::bigint + (c->>'output_tokens')::bigint), 0) AS tokens, "
+            "COALESCE(SUM((c->>'cost_usd')::double precision), 0) AS cost_usd "
+            "FROM decisions d, jsonb_array_elements(CASE jsonb_typeof(d.body->'reasoner'->'calls') "
+            "WHEN 'array' THEN d.body->'reasoner'->'calls' ELSE '[]'::jsonb END) c "
+            "WHERE (c->>'called_at')::bigint >= $1 AND c->>'source' <> 'replayed' "
+            "AND c->>'outcome' <> 'budget_exhausted'",
+            since_ms,
+        )
+        row = rows[0]
+        return {"calls": float(row["calls"]), "tokens": float(row["tokens"]), "cost_usd": float(row["cost_usd"])}
+
+    # --- the read-only queries of tools.journal_reader.JournalReader ---------------------------------
+    def list_runs(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT run_id, started_at, finished_at, mode, status FROM runs ORDER BY started_at DESC, run_id DESC"
+        )
+
+    @staticmethod
+    def _where(q: DecisionQuery) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for column, value in (("run_id", q.run_id), ("symbol", q.symbol), ("action", q.action)):
+            if value is not None:
+                where.append(f"{column} = {arg(value)}")
+        if q.start is not None:
+            where.append(f"candle_time >= {arg(q.start)}")
+        if q.end is not None:
+            where.append(f"candle_time < {arg(q.end)}")
+        if q.verdict is not None:
+            where.append(f"body->'verdict'->>'decision' = {arg(q.verdict)}")
+        if q.outcomes is not None:
+            where.append(f"outcome = ANY({arg(list(q.outcomes))}::text[])")
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def find_decisions(self, query: DecisionQuery) -> list[dict[str, Any]]:
+        where, args = self._where(query)
+        direction = "DESC" if query.newest_first else "ASC"
+        n = len(args)
+        sql = (
+            "SELECT id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, "
+            "body->'verdict'->>'decision' AS verdict, (body->'verdict'->'reasons')::text AS gate_reasons, "
+            f"(body->'indicators'->>'close')::float8 AS close FROM decisions{where} "
+            f"ORDER BY candle_time {direction}, seq {direction} LIMIT ${n + 1} OFFSET ${n + 2}"
+        )
+        return [decode_summary(r) for r in self._rows(sql, *args, query.limit, query.offset)]
+
+    def count_decisions(self, query: DecisionQuery) -> int:
+        where, args = self._where(query)
+        return int(self._rows(f"SELECT count(*) AS n FROM decisions{where}", *args)[0]["n"])
+
+    def portfolio_at(self, run_id: str, at: int) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM portfolio_snapshots WHERE run_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1",
+            run_id, at,
+        )  # fmt: skip
+        if not rows:
+            return None
+        rows[0]["positions"] = json.loads(rows[0]["positions"])
+        return rows[0]
+
+    def fills_between(
+        self, run_id: str, start: int | None = None, end: int | None = None, symbol: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT {_FILL_COLUMNS} FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = $1 "
+            "AND ($2::bigint IS NULL OR f.timestamp >= $2) AND ($3::bigint IS NULL OR f.timestamp < $3) "
+            "AND ($4::text IS NULL OR f.symbol = $4) ORDER BY f.timestamp, f.id",
+            run_id, start, end, symbol,
+        )  # fmt: skip
+
+    def closes(
+        self, run_id: str, symbol: str, start: int | None = None, end: int | None = None
+    ) -> list[tuple[int, float, str]]:
+        rows = self._rows(
+            "SELECT candle_time, (body->'indicators'->>'close')::float8 AS close, id FROM decisions "
+            "WHERE run_id = $1 AND symbol = $2 AND ($3::bigint IS NULL OR candle_time >= $3) "
+            "AND ($4::bigint IS NULL OR candle_time < $4) AND body->'indicators' ? 'close' ORDER BY candle_time, seq",
+            run_id, symbol, start, end,
+        )  # fmt: skip
+        return [(int(r["candle_time"]), float(r["close"]), str(r["id"])) for r in rows]
+
+    def placed_orders(self, run_id: str, end: int | None = None) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT {_ORDER_COLUMNS}, d.candle_time FROM orders o JOIN decisions d ON o.client_order_id = d.id || '-o' "
+            "WHERE d.run_id = $1 AND ($2::bigint IS NULL OR d.candle_time < $2) ORDER BY d.candle_time, d.seq",
+            run_id, end,
+        )  # fmt: skip
+
+    def run_symbols(self, run_id: str) -> list[str]:
+        rows = self._rows("SELECT DISTINCT symbol FROM decisions WHERE run_id = $1 ORDER BY symbol", run_id)
+        return [r["symbol"] for r in rows]
+
+    def time_span(self, run_id: str) -> tuple[int, int] | None:
+        row = self._rows("SELECT min(candle_time) AS lo, max(candle_time) AS hi FROM decisions WHERE run_id = $1",
+                         run_id)[0]  # fmt: skip
+        return None if row["lo"] is None else (int(row["lo"]), int(row["hi"]))

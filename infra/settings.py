@@ -17,11 +17,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from infra.bus_settings import BusSettings
+from infra.chat_settings import ChatSettings
 from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
 from infra.live_settings import LiveSettings
 from infra.redact import redact_url
 from tools.errors import ConfigError
+from tools.llm_config import LLMSettings
 from tools.paper_broker import PaperBrokerConfig
 from tools.risk_gate import RiskLimits
 from tools.risk_sizing import RiskConfig
@@ -89,7 +91,7 @@ class Settings(BaseSettings):
     checkpoint: str | None = Field(
         default=None, description="durable runs: LangGraph checkpoint store, SQLite path or postgresql:// URL"
     )
-    reasoner: Literal["rules"] = "rules"
+    reasoner: Literal["rules", "llm", "local", "crew", "replay"] = "rules"
     window: int = Field(default=300, ge=50, le=5000, description="candles per snapshot")
     progress: bool = True
     ta: TAConfig = Field(default_factory=TAConfig)
@@ -98,6 +100,8 @@ class Settings(BaseSettings):
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
     bus: BusSettings = Field(default_factory=BusSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
@@ -191,10 +195,17 @@ def redacted_config(settings: Settings) -> dict[str, Any]:
     return redacted
 
 
+_SECRET_WORDS = {"key", "apikey", "secret", "password", "passwd", "token", "credentials"}
+
+
+def _is_secret_name(name: str) -> bool:
+    """api_key, password, access_token: yes; max_output_tokens, keywords: no (whole words only)."""
+    return any(word in _SECRET_WORDS for word in name.lower().replace("-", "_").split("_"))
+
+
 def _redact_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: ("***" if v is not None else None)
-                if any(w in k.lower() for w in ("key", "secret", "password", "token")) else _redact_keys(v)
+        return {k: ("***" if v is not None else None) if _is_secret_name(k) else _redact_keys(v)
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_redact_keys(v) for v in value]

@@ -12,8 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infra.journal import ACCOUNT_ORDERS_SQL, ACCOUNT_POINTS_SQL, DecisionRecord, PortfolioPoint, RunInfo, decode_run
+from infra.journal import (
+    ACCOUNT_ORDERS_SQL,
+    ACCOUNT_POINTS_SQL,
+    DecisionRecord,
+    PortfolioPoint,
+    RunInfo,
+    decode_run,
+    decode_summary,
+)
 from tools.errors import JournalError
+from tools.journal_reader import DecisionQuery
 from tools.trade_types import Fill, Order
 
 MIGRATIONS: dict[int, str] = {
@@ -55,6 +64,15 @@ _DECISION_COLUMNS = (
     "id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, inputs_hash, "
     "window_start, window_end, window_length, body"
 )
+_FILL_COLUMNS = ", ".join(
+    f"f.{c}" for c in ("id", "client_order_id", "decision_id", "symbol", "side", "quantity", "price", "fee",
+                       "timestamp", "kind", "slippage_bps", "realized_pnl")
+)  # fmt: skip
+_ORDER_COLUMNS = ", ".join(
+    f"o.{c}" for c in ("client_order_id", "decision_id", "symbol", "side", "quantity", "reference_price",
+                       "submitted_at", "kind", "status", "filled_quantity", "stop_loss", "take_profit")
+)  # fmt: skip
+"""The reader's fill and order rows: the same columns from both stores."""
 _BODY_FIELDS = (
     "indicators", "signals", "aggregate", "intent", "reasoner", "risk", "proposal", "verdict", "order",
     "portfolio", "node_timings_us", "candle",
@@ -93,7 +111,10 @@ class SqliteJournal:
                     raise JournalError(f"journal {path} does not exist (run `tradegraph run` first)")
                 if path.stat().st_size == 0:
                     raise JournalError(f"journal {path} is an empty file, not a tradegraph journal")
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+                # one read-only connection may serve several threads (the web app), each call under its lock
+                self._db = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, isolation_level=None)
@@ -289,8 +310,12 @@ class SqliteJournal:
         record["fills"] = self._rows("SELECT * FROM fills WHERE decision_id = ? ORDER BY timestamp, id", (decision_id,))
         return record
 
-    def portfolio_points(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM portfolio_snapshots WHERE run_id = ? ORDER BY timestamp", (run_id,))
+    def portfolio_points(self, run_id: str, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT * FROM portfolio_snapshots WHERE run_id = ? AND (? IS NULL OR timestamp >= ?) "
+            "AND (? IS NULL OR timestamp < ?) ORDER BY timestamp",
+            (run_id, start, start, end, end),
+        )
         for row in rows:
             row["positions"] = json.loads(row["positions"])
         return rows
@@ -320,3 +345,107 @@ class SqliteJournal:
         for row in rows:
             row.update(json.loads(row.pop("body")))
         return rows
+
+    def llm_usage_since(self, since_ms: int) -> dict[str, float]:
+        rows = self._rows(
+            "SELECT COUNT(*) AS calls, "
+            "COALESCE(SUM(json_extract(c.value, '$.input_tokens') + json_extract(c.value, '$.output_tokens')), 0) "
+            "AS tokens, COALESCE(SUM(json_extract(c.value, '$.cost_usd')), 0) AS cost_usd "
+            "FROM decisions d, json_each(d.body, '$.reasoner.calls') c "
+            "WHERE json_extract(d.body, '$.reasoner.calls') IS NOT NULL "
+            "AND json_extract(c.value, '$.called_at') >= ? AND json_extract(c.value, '$.source') != 'replayed' "
+            "AND json_extract(c.value, '$.outcome') != 'budget_exhausted'",
+            (since_ms,),
+        )
+        row = rows[0]
+        return {"calls": float(row["calls"]), "tokens": float(row["tokens"]), "cost_usd": float(row["cost_usd"])}
+
+    # --- the read-only queries of tools.journal_reader.JournalReader ---------------------------------
+    def list_runs(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT run_id, started_at, finished_at, mode, status FROM runs ORDER BY started_at DESC, rowid DESC"
+        )
+
+    def _where(self, q: DecisionQuery) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("run_id", q.run_id), ("symbol", q.symbol), ("action", q.action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if q.start is not None:
+            where.append("candle_time >= ?")
+            params.append(q.start)
+        if q.end is not None:
+            where.append("candle_time < ?")
+            params.append(q.end)
+        if q.verdict is not None:
+            where.append("json_extract(body, '$.verdict.decision') = ?")
+            params.append(q.verdict)
+        if q.outcomes is not None:
+            where.append(f"outcome IN ({','.join('?' * len(q.outcomes))})" if q.outcomes else "0")
+            params.extend(q.outcomes)
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def find_decisions(self, query: DecisionQuery) -> list[dict[str, Any]]:
+        where, params = self._where(query)
+        direction = "DESC" if query.newest_first else "ASC"
+        sql = (
+            "SELECT id, run_id, symbol, timeframe, candle_time, as_of, outcome, reason, action, "
+            "json_extract(body, '$.verdict.decision') AS verdict, json_extract(body, '$.verdict.reasons') AS "
+            f"gate_reasons, json_extract(body, '$.indicators.close') AS close FROM decisions{where} "
+            f"ORDER BY candle_time {direction}, rowid {direction} LIMIT ? OFFSET ?"
+        )
+        limit = query.limit if query.limit is not None else -1
+        return [decode_summary(r) for r in self._rows(sql, (*params, limit, query.offset))]
+
+    def count_decisions(self, query: DecisionQuery) -> int:
+        where, params = self._where(query)
+        return int(self._rows(f"SELECT count(*) AS n FROM decisions{where}", tuple(params))[0]["n"])
+
+    def portfolio_at(self, run_id: str, at: int) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM portfolio_snapshots WHERE run_id = ? AND timestamp <= ? ORDER BY timestamp DESC LIMIT 1",
+            (run_id, at),
+        )
+        if not rows:
+            return None
+        rows[0]["positions"] = json.loads(rows[0]["positions"])
+        return rows[0]
+
+    def fills_between(
+        self, run_id: str, start: int | None = None, end: int | None = None, symbol: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT {_FILL_COLUMNS} FROM fills f JOIN decisions d ON d.id = f.decision_id WHERE d.run_id = ? "
+            "AND (? IS NULL OR f.timestamp >= ?) AND (? IS NULL OR f.timestamp < ?) AND (? IS NULL OR f.symbol = ?) "
+            "ORDER BY f.timestamp, f.id",
+            (run_id, start, start, end, end, symbol, symbol),
+        )
+
+    def closes(
+        self, run_id: str, symbol: str, start: int | None = None, end: int | None = None
+    ) -> list[tuple[int, float, str]]:
+        rows = self._rows(
+            "SELECT candle_time, json_extract(body, '$.indicators.close') AS close, id FROM decisions "
+            "WHERE run_id = ? AND symbol = ? AND (? IS NULL OR candle_time >= ?) AND (? IS NULL OR candle_time < ?) "
+            "AND json_extract(body, '$.indicators.close') IS NOT NULL ORDER BY candle_time, rowid",
+            (run_id, symbol, start, start, end, end),
+        )
+        return [(int(r["candle_time"]), float(r["close"]), str(r["id"])) for r in rows]
+
+    def placed_orders(self, run_id: str, end: int | None = None) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT {_ORDER_COLUMNS}, d.candle_time FROM orders o JOIN decisions d ON o.client_order_id = d.id || '-o' "
+            "WHERE d.run_id = ? AND (? IS NULL OR d.candle_time < ?) ORDER BY d.candle_time, d.rowid",
+            (run_id, end, end),
+        )
+
+    def run_symbols(self, run_id: str) -> list[str]:
+        return [r["symbol"] for r in self._rows(
+            "SELECT DISTINCT symbol FROM decisions WHERE run_id = ? ORDER BY symbol", (run_id,))]  # fmt: skip
+
+    def time_span(self, run_id: str) -> tuple[int, int] | None:
+        row = self._rows("SELECT min(candle_time) AS lo, max(candle_time) AS hi FROM decisions WHERE run_id = ?",
+                         (run_id,))[0]  # fmt: skip
+        return None if row["lo"] is None else (int(row["lo"]), int(row["hi"]))

@@ -48,3 +48,15 @@ def pg_url() -> Iterator[str]:
         unavailable(f"PostgreSQL at {PG_BASE} ({exc})")
     yield f"{PG_BASE}?search_path={schema}"
     pg_admin(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def inspect_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal written by a real paper run (BTC/USDT + ETH/USDT 1h, 2024-02-08 .. 2024-02-15): orders, fills,
+    stop-outs, gate denials (COOLDOWN_AFTER_STOP) and a shrink. Read it; copy it before changing anything."""
+    from tradegraph.cli import main
+
+    path = tmp_path_factory.mktemp("inspect") / "journal.sqlite"
+    code = main(["run", "--start", "2024-02-08", "--end", "2024-02-15", "--journal", str(path), "--no-progress"])
+    assert code == 0
+    return path

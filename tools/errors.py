@@ -29,5 +29,9 @@ class LLMError(TradegraphError):
     """A language-model call failed or returned unusable output."""
 
 
+class CassetteError(TradegraphError):
+    """A cassette (recorded LLM answers) is missing an entry, malformed, or from another reasoner: the run stops."""
+
+
 class ExchangePermanentError(TradegraphError):
     """The exchange refused a request for a reason a retry cannot fix (bad symbol, bad request, auth, ...)."""

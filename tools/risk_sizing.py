@@ -1,7 +1,8 @@
 """Risk assessment tool: fractional-Kelly sizing, ATR stops, VaR/CVaR of the resulting position, exposure.
 
 Kelly: with win probability p and payoff ratio b = take_profit_atr / stop_atr, the full Kelly fraction is
-f* = p - (1 - p) / b (floored at 0); the position targets min(max_fraction, kelly_multiplier * f*) of equity.
+f* = p - (1 - p) / b (floored at 0); the position targets min(max_fraction, kelly_multiplier * f*) of equity,
+times the intent's ``size_fraction`` when a reasoner gives one (it can shrink the target, never enlarge it).
 p is the reasoner's probability of the move in the intent's direction (0.5 + conviction / 2 when absent).
 
 VaR/CVaR at confidence a on the position value V after the order, from one-candle simple returns r of the
@@ -74,6 +75,8 @@ def assess_risk(
         p = 1.0 - p
     f_star = kelly_fraction(p, payoff)
     applied = min(cfg.max_position_fraction, cfg.kelly_multiplier * f_star)
+    if intent.size_fraction is not None:
+        applied *= intent.size_fraction
     direction = 1 if intent.action is Action.BUY else -1
 
     side: Side | None = None
@@ -93,7 +96,7 @@ def assess_risk(
         target = direction * applied * equity
         delta = target - current_notional
         if applied <= 0:
-            note = "Kelly fraction is zero: no edge after payoff"
+            note = "the reasoner asked for size 0" if f_star > 0 else "Kelly fraction is zero: no edge after payoff"
         elif abs(delta) <= cfg.min_rebalance_fraction * abs(target) or delta * direction <= 0:
             note = "position already at or above target"
         else:

@@ -22,6 +22,8 @@ class TradeIntent(BaseModel):
     evidence: dict[str, float] = Field(default_factory=dict)
     reasoner: str = "rules"
     probability_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    size_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Share of the sized target the reasoner asks for (scales it down, never up); None: the full target."""
 
 
 class Side(StrEnum):

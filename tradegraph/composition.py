@@ -2,39 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr, ValidationError
+
+from agents.budget import BudgetTracker, Usage
+from agents.cassette import Cassette
+from agents.chat_deterministic import ChatAnswer
+from agents.crew_reasoner import MEMBERS as CREW_MEMBERS
+from agents.crew_reasoner import CrewChat
+from agents.journal_tools import InspectorTools
+from agents.llm_client import Endpoint, LiveChat, is_openai
+from agents.llm_reasoner import CallMeta, LLMReasoner
+from agents.llm_sources import AnswerProvider
+from agents.local_server import MODEL_ALIAS, LocalLLMServer
 from agents.reasoner import Reasoner
 from agents.rules_reasoner import RulesReasoner
 from graph.builder import GraphDeps, build_graph
+from graph.nodes import ReasonerContext
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
 from infra.bus import Bus, MemoryBus, is_memory_url
 from infra.bus_messages import JOB_TOPIC
 from infra.bus_observer import BusPublisher
+from infra.chat_settings import ChatSettings
 from infra.influx_sink import InfluxSink, SinkCounter
 from infra.journal import JournalStore, RunInfo
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, load_settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
+from prompts import PromptError, PromptTemplate, load_prompt
 from tools.broker import Broker
 from tools.clock import Clock, SystemClock
-from tools.errors import ConfigError
+from tools.errors import CassetteError, ConfigError
+from tools.journal_reader import JournalReader
+from tools.llm_config import LLMSettings
+from tools.news import NewsFeed
 from tools.paper_broker import PaperBroker
 from tools.recorded_feed import RecordedFeed
+from tools.risk_gate import RiskLimits
 from tools.timeframes import day_start_ms
 from tradegraph.execution_cli import Execution
 
 if TYPE_CHECKING:
+    from evals.decision_replay import ReplayReport as DecisionReplay
     from infra.checkpoints import CheckpointStore
     from infra.scheduler import CandleSchedule
     from tools.ccxt_broker import Reconciliation
@@ -55,6 +77,96 @@ def open_journal(target: str | Path, read_only: bool = False) -> JournalStore:
     return SqliteJournal(Path(target), read_only=read_only)
 
 
+def open_journal_reader(target: str | Path) -> JournalReader:
+    """The journal opened read-only for inspection (chat, replay, web): SQLite through a read-only URI."""
+    if isinstance(target, str) and is_postgres_url(target):
+        from infra.postgres_journal import PostgresJournal
+
+        return PostgresJournal(target, read_only=True)
+    return SqliteJournal(Path(target), read_only=True)
+
+
+def inspector_tools(reader: JournalReader, run_id: str | None = None) -> InspectorTools:
+    """The chat inspector's journal tools, with performance computed by evals.journal_performance."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+
+    return InspectorTools(reader, partial(performance_vs_buy_and_hold, reader), run_id)
+
+
+class ChatSession:
+    """What answers chat questions over one journal: the deterministic reader, or the LLM agent over it."""
+
+    def __init__(self, reader: JournalReader, settings: ChatSettings, run_id: str | None = None) -> None:
+        from agents.chat_deterministic import DeterministicChat
+
+        self.reader = reader
+        self.tools = inspector_tools(reader, run_id)
+        self.tools.run()  # an unknown --run fails here, before any question
+        self.deterministic = DeterministicChat(self.tools)
+        self._agent: Any = None
+        self._stack = contextlib.ExitStack()
+        self.description = "deterministic (no LLM configured)"
+        if settings.llm and settings.llm.lower() != "none":
+            try:
+                self._agent = self._make_agent(settings)
+            except BaseException:
+                self._stack.close()
+                raise
+
+    def _make_agent(self, settings: ChatSettings) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        from agents.chat_agent import InspectorAgent
+
+        llm = settings.llm or ""
+        if llm.lower() == "local":
+            from agents.local_server import LocalLLMServer
+
+            server = self._stack.enter_context(LocalLLMServer())
+            base_url, model, key = server.base_url, server.model, "local"
+        elif llm.startswith(("http://", "https://")):
+            base_url, model = llm, settings.model or "default"
+            key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("OPENAI_API_KEY", "")
+        else:
+            raise ConfigError(f"--llm {llm!r} is neither 'local', 'none' nor an http(s):// base URL")
+        chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key or "unused"),
+                                temperature=settings.temperature, max_tokens=settings.answer_limit,
+                                timeout=settings.timeout_s, max_retries=0)  # fmt: skip
+        self.description = f"LLM agent ({model} at {redact_url(base_url)})"
+        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)
+
+    def answer(self, question: str) -> ChatAnswer:
+        if self._agent is not None:
+            answer: ChatAnswer = self._agent.answer(question)
+            return answer
+        return self.deterministic.answer(question)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def web_app(session: ChatSession) -> Any:
+    """The read-only dashboard (infra.web) over the session's journal, with its chat panel answered by ``session``."""
+    from evals.journal_performance import performance_vs_buy_and_hold
+    from infra.web.app import WebDeps, create_app
+
+    reader = session.reader
+
+    def chat_run() -> str | None:
+        run = session.tools.run()
+        return str(run["run_id"]) if run else None
+
+    deps = WebDeps(
+        reader=reader,
+        answer=lambda question: session.answer(question).model_dump(),
+        explain=lambda decision_id: session.tools.explain_decision(decision_id).data,
+        performance=lambda run_id: performance_vs_buy_and_hold(reader, run_id),
+        chat_run=chat_run,
+        chat_mode=session.description,
+    )
+    return create_app(deps)
+
+
 def open_influx_sink(settings: Settings, metrics: SinkCounter | None = None) -> InfluxSink | None:
     """The InfluxDB sink the settings select (``influx.url``), checked and started; None when no URL is set.
 
@@ -69,10 +181,180 @@ def new_run_id() -> str:
     return f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
-def make_reasoner(settings: Settings) -> Reasoner:
+LLM_REASONERS = ("llm", "local", "crew")
+
+
+def remote_endpoint(llm: LLMSettings) -> Endpoint:
+    """The endpoint of the ``llm`` section; the key comes from the settings or OPENAI_API_KEY."""
+    key = llm.api_key
+    if key is None and os.environ.get("OPENAI_API_KEY"):
+        key = SecretStr(os.environ["OPENAI_API_KEY"])
+    if key is None and is_openai(llm.base_url):
+        raise ConfigError(
+            f"{llm.base_url} needs an API key: set TRADEGRAPH_LLM__API_KEY or OPENAI_API_KEY (or point "
+            "llm.base_url at a local server, e.g. http://127.0.0.1:11434/v1 for Ollama)"
+        )
+    provider = "openai" if is_openai(llm.base_url) else "openai-compatible"
+    return Endpoint(llm.base_url, llm.model, key, provider, redact_url(llm.base_url))
+
+
+def _uses_local_model(settings: Settings) -> bool:
+    return settings.reasoner == "local" or (settings.reasoner == "crew" and settings.llm.crew.endpoint == "local")
+
+
+@contextmanager
+def llm_endpoint(settings: Settings) -> Iterator[Endpoint | None]:
+    """The endpoint the settings' reasoner talks to (None for rules and replay). For the bundled local model
+    this starts llama.cpp's server and always stops it when the block ends, however it ends."""
+    if settings.reasoner not in LLM_REASONERS:
+        yield None
+        return
+    if not _uses_local_model(settings):
+        yield remote_endpoint(settings.llm)
+        return
+    local = settings.llm.local
+    if local.base_url:
+        yield Endpoint(local.base_url, MODEL_ALIAS, None, "llama.cpp", redact_url(local.base_url))
+        return
+    with LocalLLMServer(n_ctx=local.n_ctx, n_threads=local.n_threads, startup_timeout_s=local.startup_timeout_s) as srv:
+        yield Endpoint(srv.base_url, srv.model, None, "llama.cpp", srv.base_url)
+
+
+def _cassette_identity(kind: str, endpoint: Endpoint, llm: LLMSettings, prompt: PromptTemplate,
+                       params: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "reasoner": kind, "model": endpoint.model, "provider": endpoint.provider, "base_url": endpoint.display_url,
+        "prompt_id": prompt.id, "prompt_hash": prompt.hash, "params": params,
+        "llm": llm.model_dump(mode="json", exclude={"api_key", "record_cassette", "cassette"}),
+    }  # fmt: skip
+
+
+def _prompt(prompt_id: str) -> PromptTemplate:
+    try:
+        return load_prompt(prompt_id)
+    except PromptError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _day_usage(journal: Callable[[], JournalStore] | None) -> Callable[[int], Usage] | None:
+    if journal is None:
+        return None
+
+    def usage(since_ms: int) -> Usage:
+        u = journal().llm_usage_since(since_ms)
+        return Usage(int(u["calls"]), int(u["tokens"]), float(u["cost_usd"]))
+
+    return usage
+
+
+def replay_llm_settings(settings: Settings) -> tuple[str, LLMSettings, Cassette | None]:
+    """(reasoner kind, LLM settings in force, cassette): a replay runs with the recorded reasoner's settings."""
+    if settings.reasoner != "replay":
+        return settings.reasoner, settings.llm, None
+    if settings.llm.cassette is None:
+        raise ConfigError("--reasoner replay needs --cassette DIR (a folder recorded with --record-cassette)")
+    cassette = Cassette.open_for_replay(settings.llm.cassette)
+    try:
+        llm = LLMSettings.model_validate({**cassette.manifest["llm"], "cassette": settings.llm.cassette})
+    except ValidationError as exc:
+        raise CassetteError(f"cassette manifest in {settings.llm.cassette} has invalid llm settings: "
+                            f"{exc.errors()[0]['msg']}") from None  # fmt: skip
+    kind = cassette.manifest["reasoner"]
+    if kind not in LLM_REASONERS:
+        raise CassetteError(f"cassette manifest in {settings.llm.cassette} names an unknown reasoner {kind!r}")
+    return str(kind), llm, cassette
+
+
+def make_reasoner(
+    settings: Settings,
+    endpoint: Endpoint | None = None,
+    journal: Callable[[], JournalStore] | None = None,
+    resolved: tuple[str, LLMSettings, Cassette | None] | None = None,
+) -> Reasoner:
+    """The settings' reasoner. ``journal`` gives the journal whose earlier runs count in the daily budget;
+    ``resolved`` is replay_llm_settings' answer when the caller already has it."""
+    rules = RulesReasoner(settings.fusion)
     if settings.reasoner == "rules":
-        return RulesReasoner(settings.fusion)
-    raise ConfigError(f"unknown reasoner {settings.reasoner!r}")  # pragma: no cover - Literal guards it
+        return rules
+    kind, llm, cassette = resolved or replay_llm_settings(settings)
+    prompt = _prompt("crew.v1" if kind == "crew" else llm.prompt)
+    budget = BudgetTracker(llm.budget, llm.input_cost_per_mtok, llm.output_cost_per_mtok, _day_usage(journal))
+    max_out = llm.crew.max_output_tokens if kind == "crew" else llm.budget.max_output_tokens
+    node = "crew" if kind == "crew" else "strategy_fusion"
+    requests = len(CREW_MEMBERS) if kind == "crew" else 1
+    if cassette is not None:  # replay: no endpoint, no network, every answer from the cassette
+        m = cassette.manifest
+        if m["prompt_hash"] != prompt.hash:
+            raise CassetteError(f"prompt {prompt.id} changed since cassette {cassette.root} was recorded")
+        meta = CallMeta(node, str(m.get("provider", "")), str(m.get("base_url", "")), str(m["model"]),
+                        dict(m.get("params") or {}))  # fmt: skip
+        provider = AnswerProvider(None, budget, cassette, "replay")
+        return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
+    if endpoint is None:
+        if _uses_local_model(settings):
+            raise ConfigError(f"reasoner {kind} needs the local model server: build it inside llm_endpoint()")
+        endpoint = remote_endpoint(llm)
+    chat_args: dict[str, Any] = {"temperature": llm.temperature, "max_output_tokens": max_out,
+                                 "timeout_s": llm.timeout_s, "max_retries": llm.max_retries, "seed": llm.seed}  # fmt: skip
+    live: CrewChat | LiveChat
+    if kind == "crew":
+        live = CrewChat(endpoint, prompt, **chat_args)
+    else:
+        live = LiveChat(endpoint, llm.structured_method(endpoint.base_url), **chat_args)
+    meta = CallMeta(node, endpoint.provider, endpoint.display_url, endpoint.model, live.params)
+    recording = None
+    if llm.record_cassette is not None:
+        identity = _cassette_identity(kind, endpoint, llm, prompt, live.params)
+        recording = Cassette.open_for_recording(llm.record_cassette, identity)
+    provider = AnswerProvider(live, budget, recording, "record" if recording else "live")
+    return LLMReasoner(kind, rules, prompt, provider, meta, llm.gating, llm.fallback, max_out, requests)
+
+
+def run_limits(settings: Settings) -> RiskLimits:
+    """The gate's limits for the settings' run: no symbol list means the run's own symbols."""
+    limits = settings.limits
+    if not limits.allowed_symbols:
+        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+    return limits
+
+
+def decision_deps(
+    settings: Settings,
+    broker: Broker,
+    journal: JournalStore,
+    run_id: str,
+    reasoner: Reasoner | None = None,
+    context: ReasonerContext | None = None,
+    reason_every_snapshot: bool = False,
+) -> GraphDeps:
+    """What the decision graph of the settings runs with: executing on ``broker``, journaling into ``journal``
+    (``reasoner`` and its ``context`` come from ``reasoning`` for LLM reasoners; by default the settings' own)."""
+    return GraphDeps(
+        ta=settings.ta,
+        reasoner=reasoner or make_reasoner(settings),
+        risk=settings.risk,
+        limits=run_limits(settings),
+        broker=broker,
+        journal=journal,
+        run_id=run_id,
+        context=context,
+        reason_every_snapshot=reason_every_snapshot,
+    )
+
+
+def decision_graph(settings: Settings, broker: Broker, journal: JournalStore, run_id: str) -> Any:
+    """The compiled decision graph (no checkpointer), as a replay session runs it."""
+    return build_graph(decision_deps(settings, broker, journal, run_id))
+
+
+def replay_one(reader: JournalReader, decision_id: str, data_dir: Path | None = None) -> DecisionReplay:
+    """Re-run one journaled decision on its rebuilt snapshot and portfolio (evals.decision_replay)."""
+    from evals.decision_replay import replay_decision
+
+    def feed_of(settings: Settings) -> RecordedFeed:
+        return open_feed(settings)
+
+    return replay_decision(reader, decision_id, decision_graph, feed_of, lambda s: time_range(s)[0], data_dir)
 
 
 # --- execution: the broker a session sends its orders to ----------------------------------------------
@@ -194,17 +476,44 @@ def time_range(settings: Settings) -> tuple[int | None, int | None]:
     return start_ms, end_ms
 
 
+def reasoning(
+    settings: Settings,
+    limits: RiskLimits,
+    endpoint: Endpoint | None,
+    journal: Callable[[], JournalStore] | None,
+    news_dir: Path | None,
+) -> tuple[Reasoner, ReasonerContext | None, bool]:
+    """The reasoner, what it is shown beyond the tool outputs, and whether every valid snapshot goes to it
+    (gating off). A replay routes and shows what the recorded run did. ``journal`` (None: none) holds the
+    earlier runs whose LLM use counts in the daily budget."""
+    resolved = replay_llm_settings(settings)
+    llm = resolved[1]
+    context = None
+    if settings.reasoner != "rules":
+        context = ReasonerContext(
+            limits=limits,
+            risk=settings.risk,
+            recent_candles=llm.recent_candles,
+            news=NewsFeed.from_dir(news_dir) if news_dir is not None else None,
+            news_lookback_ms=int(llm.news_lookback_hours * 3_600_000),
+            news_max_items=llm.news_max_items,
+        )
+    return make_reasoner(settings, endpoint, journal, resolved), context, not llm.gating.enabled
+
+
 def build_replay(
     settings: Settings,
     run_id: str | None = None,
     feed: RecordedFeed | None = None,
     journal_path: Path | None = None,
     observers: Sequence[SessionObserver] = (),
+    endpoint: Endpoint | None = None,
     checkpoint: str | None = None,
     resume: bool = False,
     publish: bool = False,
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones.
+    ``endpoint`` is where an LLM reasoner's model is served (see ``llm_endpoint``).
 
     With ``checkpoint`` (a checkpoint store) the session is durable (graph.durable); ``resume`` continues
     ``run_id`` from its journal and checkpoints instead of starting it. With ``publish`` and a ``bus_url``
@@ -215,12 +524,12 @@ def build_replay(
         feed.check_range(settings.symbols, settings.timeframe, start_ms, end_ms)
     data_dir = feed.data_dir
     feed.count(settings.symbols, settings.timeframe, start_ms, end_ms)
-    limits = settings.limits
-    if not limits.allowed_symbols:
-        limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
     journal_target = journal_path or settings.journal
     if checkpoint is not None:
         check_checkpoint_target(checkpoint, journal_target)
+    opened: list[JournalStore] = []
+    # the reasoner (and its cassette) first: a bad cassette or setting fails before the journal is touched
+    reasoner, context, every = reasoning(settings, run_limits(settings), endpoint, lambda: opened[0], data_dir)
     rid = run_id or new_run_id()
     bus = None
     if publish and not is_memory_url(settings.bus_url):  # the in-process bus has no subscriber outside this process
@@ -232,16 +541,9 @@ def build_replay(
         if bus is not None:
             bus.close()
         raise
+    opened.append(journal)
     broker = PaperBroker(settings.paper)
-    deps = GraphDeps(
-        ta=settings.ta,
-        reasoner=make_reasoner(settings),
-        risk=settings.risk,
-        limits=limits,
-        broker=broker,
-        journal=journal,
-        run_id=rid,
-    )
+    deps = decision_deps(settings, broker, journal, rid, reasoner, context, every)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
     if checkpoint is not None:  # a resume started from another directory must find the same file
@@ -309,10 +611,12 @@ def resume_replay(
     checkpoint: str | None = None,
     observers: Sequence[SessionObserver] = (),
     progress: bool | None = None,
+    endpoint: Endpoint | None = None,
 ) -> ReplayJob:
     """The job that continues ``run_id`` (see ``resume_settings``)."""
     settings = resume_settings(run_id, journal, checkpoint, progress=progress)
-    return build_replay(settings, run_id=run_id, observers=observers, checkpoint=settings.checkpoint, resume=True)
+    return build_replay(settings, run_id=run_id, observers=observers, endpoint=endpoint,
+                        checkpoint=settings.checkpoint, resume=True)  # fmt: skip
 
 
 def settings_of_run(config: dict[str, Any], **overrides: Any) -> Settings:
@@ -439,12 +743,14 @@ class WorkerRuns:
             raise UnknownRun(f"job for unknown run {run_id!r}: no scheduler created it in {self.store.display_url}")
         s = run_settings(config, self.settings)
         feed = self._feed(s)
-        limits = s.limits
-        if not limits.allowed_symbols:
-            limits = limits.model_copy(update={"allowed_symbols": frozenset(s.symbols)})
+        limits = run_limits(s)
+        # rules or a remote LLM (the bundled local model's server is not started by workers); no journal for
+        # the daily LLM budget: it is counted per worker process
+        reasoner, context, every = reasoning(s, limits, None, None, s.data_dir)
         account = SharedAccount(self.store, run_id, s.paper)
-        deps = GraphDeps(ta=s.ta, reasoner=make_reasoner(s), risk=s.risk, limits=limits, broker=account,
-                         journal=JobJournal(self.store, account), run_id=run_id)  # fmt: skip
+        deps = GraphDeps(ta=s.ta, reasoner=reasoner, risk=s.risk, limits=limits, broker=account,
+                         journal=JobJournal(self.store, account), run_id=run_id, context=context,
+                         reason_every_snapshot=every)  # fmt: skip
         graph = build_graph(deps, replace={"risk_gate": partial(locked_risk_gate, limits=limits, account=account)})
         self._runs[run_id] = RunContext(run_id, graph, account, feed, s.paper, BusPublisher(self.bus, run_id))
         return self._runs[run_id]
@@ -555,6 +861,7 @@ def build_live(
     run_id: str | None = None,
     observers: Sequence[SessionObserver] = (),
     execution: Execution | None = None,
+    endpoint: Endpoint | None = None,
 ) -> LiveJob:
     """A session on live exchange data, run at each candle close: paper by default, or orders on the
     exchange (``execution``: sandbox, demo, live), reconciled with the journal before the first decision.
@@ -568,25 +875,18 @@ def build_live(
     rid = run_id or new_run_id()
     journal: JournalStore | None = None
     try:
-        limits = settings.limits
-        if not limits.allowed_symbols:
-            limits = limits.model_copy(update={"allowed_symbols": frozenset(settings.symbols)})
+        opened: list[JournalStore] = []
+        reasoner, context, every = reasoning(settings, run_limits(settings), endpoint, lambda: opened[0],
+                                             settings.data_dir)  # fmt: skip
         journal = open_journal(settings.journal)
+        opened.append(journal)
         broker, execution_info = open_broker(settings, execution, journal, rid)
     except BaseException:
         feed.close()
         if journal is not None:
             journal.close()
         raise
-    deps = GraphDeps(
-        ta=settings.ta,
-        reasoner=make_reasoner(settings),
-        risk=settings.risk,
-        limits=limits,
-        broker=broker,
-        journal=journal,
-        run_id=rid,
-    )
+    deps = decision_deps(settings, broker, journal, rid, reasoner, context, every)
     session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
     schedule = CandleSchedule(
         feed,

@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import shutil
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.errors import ConfigError, TradegraphError
 from tools.timeframes import to_iso
 from tradegraph.cli_common import SubParsers, add_market_flags, market_settings
+
+if TYPE_CHECKING:
+    from agents.llm_client import Endpoint
+    from infra.settings import Settings
+    from tools.recorded_feed import RecordedFeed
 
 
 def register(sub: SubParsers) -> None:
@@ -27,12 +34,8 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from evals.analysis import lookahead_analysis, warmup_analysis
-    from evals.harness import EvalOptions, check_warmup, default_range, prepare_output, run_eval
-    from tradegraph.composition import build_replay, open_feed, time_range
+    from evals.harness import check_warmup, default_range, prepare_output
+    from tradegraph.composition import llm_endpoint, open_feed, time_range
 
     for flag in ("seeds", "bootstrap", "checkpoints", "jobs"):
         if getattr(args, flag) < 1:
@@ -47,6 +50,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"start": _utc_day(start), "end": _utc_day(end - 1)})
     if args.analysis is None:
         shutil.rmtree(prepare_output(args.out))  # an unwritable --out fails now, not after the replay
+    # the bundled model's server (reasoner local) lives exactly as long as this block
+    with llm_endpoint(settings) as endpoint:
+        return _evaluate(args, settings, feed, start, end, endpoint)
+
+
+def _evaluate(
+    args: argparse.Namespace, settings: Settings, feed: RecordedFeed, start: int, end: int, endpoint: Endpoint | None
+) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from evals.analysis import lookahead_analysis, warmup_analysis
+    from evals.harness import EvalOptions, run_eval
+    from tradegraph.composition import build_replay
+
+    build = partial(build_replay, endpoint=endpoint)
     console = Console(stderr=True)
     console.print(f"[bold yellow]EVAL[/] (paper fills, no real orders) · {', '.join(settings.symbols)} "
                   f"{settings.timeframe} · {to_iso(start)} .. {to_iso(end)} · reasoner={settings.reasoner}")  # fmt: skip
@@ -56,7 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             console.print(f"  replayed: {label}")
 
     if args.analysis == "lookahead":
-        result = lookahead_analysis(build_replay, settings, feed, start, end, args.checkpoints, args.jobs, done)
+        result = lookahead_analysis(build, settings, feed, start, end, args.checkpoints, args.jobs, done)
         for row in result["rows"]:
             print(f"{row['variant']:<40} {row['decisions_compared']:>6} decisions compared, {row['changed']} changed")
         if result["biased"]:
@@ -71,7 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.analysis == "warmup":
         lengths = [settings.ta.min_history, settings.window // 2, settings.window, 2 * settings.window,
                    4 * settings.window]  # fmt: skip
-        result = warmup_analysis(build_replay, settings, feed, start, lengths, args.jobs, done)
+        result = warmup_analysis(build, settings, feed, start, lengths, args.jobs, done)
         for row in result["rows"]:
             print(f"window of {row['window']:>5} candles: {row['decisions_compared']} decisions, "
                   f"{row['changed']} differ from the longest window")  # fmt: skip
@@ -83,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = EvalOptions(out=args.out, seeds=args.seeds, bootstrap=args.bootstrap, jobs=args.jobs)
     with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
         task = progress.add_task("eval", total=total)
-        results = run_eval(build_replay, settings, feed, start, end, options, lambda _s: progress.advance(task))
+        results = run_eval(build, settings, feed, start, end, options, lambda _s: progress.advance(task))
     m = results["metrics"]
     bh = results["baselines"]["buy_and_hold"]
     ci = results["confidence_intervals"]["sharpe"]

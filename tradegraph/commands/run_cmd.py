@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tradegraph.composition import build_replay, open_influx_sink, resume_settings
+    from tradegraph.composition import build_replay, llm_endpoint, open_influx_sink, resume_settings
 
     influx = {"url": args.influx} if args.influx else None
     feed: dict[str, Any] = {}
@@ -83,43 +83,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = SessionMetrics()
         port = metrics.serve(args.metrics_port, settings.metrics_host)  # a port in use fails before the journal
     sink = None
+    console = Console(stderr=True)
     try:
         sink = open_influx_sink(settings, metrics)  # an unreachable server fails before anything is journaled
         observers = [o for o in (metrics, sink) if o is not None]
-        job = build_replay(settings, run_id=args.resume, observers=observers, checkpoint=settings.checkpoint,
-                           resume=args.resume is not None, publish=True)  # fmt: skip
-    except BaseException:
-        if sink is not None:
-            sink.close()
-        if metrics is not None:
-            metrics.close()
-        raise
-    console = Console(stderr=True)
-    if metrics is not None:
-        console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
-    if sink is not None:
-        console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
-    durable = f" · checkpoints={redact_url(settings.checkpoint)}" if settings.checkpoint else ""
-    console.print(
-        f"{'[bold]RESUMING[/] ' if args.resume else ''}{banner('paper', settings.exchange)} · "
-        f"{', '.join(settings.symbols)} {settings.timeframe} · reasoner={settings.reasoner} · "
-        f"journal={redact_url(settings.journal)}{durable} · run {job.session.run_id}"
-        + (f" · bus={job.bus.display_url}" if job.bus is not None else "")
-    )
-    total = job.snapshot_count()
-    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
-        task = progress.add_task("replay", total=total)
+        # the bundled model's server (reasoner local) lives exactly as long as this block
+        with llm_endpoint(settings) as endpoint:
+            job = build_replay(settings, run_id=args.resume, observers=observers, endpoint=endpoint,
+                               checkpoint=settings.checkpoint, resume=args.resume is not None,
+                               publish=True)  # fmt: skip
+            if metrics is not None:
+                console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+            if sink is not None:
+                console.print(f"influx sink {sink.url} (org {settings.influx.org}, bucket {settings.influx.bucket})")
+            model = f" ({endpoint.model} at {endpoint.display_url})" if endpoint is not None else ""
+            durable = f" · checkpoints={redact_url(settings.checkpoint)}" if settings.checkpoint else ""
+            console.print(
+                f"{'[bold]RESUMING[/] ' if args.resume else ''}{banner('paper', settings.exchange)} · "
+                f"{', '.join(settings.symbols)} {settings.timeframe} · reasoner={settings.reasoner}{model} · "
+                f"journal={redact_url(settings.journal)}{durable} · run {job.session.run_id}"
+                + (f" · bus={job.bus.display_url}" if job.bus is not None else "")
+            )
+            total = job.snapshot_count()
+            columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console, disable=not settings.progress, transient=True) as progress:
+                task = progress.add_task("replay", total=total)
+                try:
+                    summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
+                finally:
+                    job.close()
+    finally:
         try:
-            summary = job.session.run(job.snapshots(), job.config, on_step=lambda _s: progress.advance(task))
+            if sink is not None:
+                sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
         finally:
-            try:
-                job.close()  # the journal, the checkpoint store and the bus
-            finally:
-                if sink is not None:
-                    sink.close()  # the explicit flush: waits for the queued points (bounded by the retry budget)
-                if metrics is not None:
-                    metrics.close()
+            if metrics is not None:
+                metrics.close()
+
     print_summary(summary.model_dump(), settings)
     if args.resume is not None:
         replayed = getattr(job.session, "replayed", 0)
@@ -136,6 +136,16 @@ def gap_text(gaps: dict[str, Any]) -> str:
     parts = [f"{s}: {len(g)} ({sum(x.missing for x in g)} candles missing, first after {to_iso(g[0].after)})"
              for s, g in gaps.items() if g]  # fmt: skip
     return "; ".join(parts) or "none"
+
+
+def llm_lines(s: dict[str, Any], settings: Settings) -> list[str]:
+    if settings.reasoner == "rules":
+        return []
+    replayed = f", {s['llm_replayed']} replayed from the cassette" if s.get("llm_replayed") else ""
+    return [
+        f"llm calls      {s['llm_calls']}{replayed}, {s['llm_tokens']:,} tokens, ${s['llm_cost_usd']:.4f}",
+        f"llm outcomes   {', '.join(f'{k}={v}' for k, v in sorted(s['llm_outcomes'].items())) or 'none'}",
+    ]
 
 
 def print_summary(s: dict[str, Any], settings: Settings) -> None:
@@ -157,6 +167,7 @@ def print_summary(s: dict[str, Any], settings: Settings) -> None:
         f"pnl            {s['pnl']:+,.2f} ({s['return_pct']:+.2f}%), fees {s['fees_paid']:,.2f}",
         f"max drawdown   {100 * s['max_drawdown']:.2f}%",
         f"open positions {', '.join(f'{k} {v:.6g}' for k, v in s['open_positions'].items()) or 'none'}",
+        *llm_lines(s, settings),
         f"journal        {redact_url(settings.journal)}",
     ]
     print("\n".join(lines))
