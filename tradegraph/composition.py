@@ -113,6 +113,7 @@ class ChatSession:
     def _make_agent(self, settings: ChatSettings) -> Any:
         from langchain_openai import ChatOpenAI
 
+        from agents.chat_agent import PROMPT_ID as CHAT_PROMPT
         from agents.chat_agent import InspectorAgent
 
         llm = settings.llm or ""
@@ -129,8 +130,14 @@ class ChatSession:
         chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key or "unused"),
                                 temperature=settings.temperature, max_tokens=settings.answer_limit,
                                 timeout=settings.timeout_s, max_retries=0)  # fmt: skip
-        self.description = f"LLM agent ({model} at {redact_url(base_url)})"
-        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)
+        prompt = _prompt(CHAT_PROMPT)
+        self.description = (f"LLM agent ({model} at {redact_url(base_url)}, prompt {prompt.id} "
+                            f"sha256 {prompt.hash[:12]})")  # fmt: skip
+        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps, prompt=prompt, model_name=model)
+
+    @property
+    def uses_llm(self) -> bool:
+        return self._agent is not None
 
     def answer(self, question: str) -> ChatAnswer:
         if self._agent is not None:
