@@ -1,7 +1,7 @@
 # Quick start: `make run` replays the bundled sample; `make test` runs the test suite.
 # Both create .venv with the project installed on first use (needs Python 3.11+ and network access to PyPI).
 # EXTRAS picks the optional extras installed with it; .ci/run sets EXTRAS=dev,local-llm,crew.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 EXTRAS ?= dev
 VENV := .venv
 BIN := $(VENV)/bin
