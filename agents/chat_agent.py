@@ -14,11 +14,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import operator
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -28,13 +26,13 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.answer_check import check_answer
-from agents.chat_deterministic import ChatAnswer, DeterministicChat
+from agents.chat_deterministic import AgentUse, ChatAnswer, DeterministicChat
 from agents.chat_questions import Question
 from agents.journal_tools import InspectorTools, ToolOutput, parse_time_arg
+from prompts import PromptTemplate, load_prompt
 from tools.timeframes import to_iso
 
 PROMPT_ID = "chat_inspector.v1"
-PROMPT_PATH = Path(__file__).resolve().parent.parent / "prompts" / f"{PROMPT_ID}.txt"
 MAX_TOOL_CHARS = 3500
 LOOKUP_TEXT = " "  # not echoable as an answer: an empty reply is withheld
 VERBOSE_KEYS = (
@@ -47,13 +45,6 @@ VERBOSE_KEYS = (
     "raw_response",
     "parsed",
 )
-
-
-def load_prompt() -> tuple[str, str]:
-    """(system prompt, sha256 of the template file); the template's ``[system]`` section is the prompt."""
-    data = PROMPT_PATH.read_bytes()
-    text = data.decode("utf-8").split("[system]", 1)[-1].strip("\n")
-    return text, hashlib.sha256(data).hexdigest()
 
 
 # --- the tools as the model sees them ------------------------------------------------------------------
@@ -196,6 +187,7 @@ class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     outputs: Annotated[list[ToolOutput], operator.add]
     steps: int
+    calls: int
     failure: str
     answer: ChatAnswer
 
@@ -203,13 +195,24 @@ class AgentState(TypedDict, total=False):
 class InspectorAgent:
     """Answers in prose through ``model`` with the journal tools; falls back to the deterministic answer."""
 
-    def __init__(self, tools: InspectorTools, model: BaseChatModel, max_steps: int = 6, prefetch: bool = True) -> None:
+    def __init__(
+        self,
+        tools: InspectorTools,
+        model: BaseChatModel,
+        max_steps: int = 6,
+        prefetch: bool = True,
+        prompt: PromptTemplate | None = None,
+        model_name: str | None = None,
+    ) -> None:
         self.tools = tools
         self.deterministic = DeterministicChat(tools)
         self.model = model.bind_tools(openai_tools())
+        self.model_name = model_name or str(getattr(model, "model_name", "") or "model")
         self.max_steps = max_steps
         self.prefetch_enabled = prefetch
-        self.prompt, self.prompt_hash = load_prompt()
+        self.prompt = prompt or load_prompt(PROMPT_ID)
+        """The versioned system prompt (prompts/), loaded as package data; its id and hash go with every answer."""
+        self.system = self.prompt.section("system")
         self.graph = self._build()
 
     def _build(self) -> Any:
@@ -228,9 +231,10 @@ class InspectorAgent:
     def answer(self, question: str) -> ChatAnswer:
         state = {
             "question": question,
-            "messages": [SystemMessage(self.prompt), HumanMessage(question)],
+            "messages": [SystemMessage(self.system), HumanMessage(question)],
             "outputs": [],
             "steps": 0,
+            "calls": 0,
         }
         result = self.graph.invoke(state, {"recursion_limit": 4 * self.max_steps + 8})
         answer: ChatAnswer = result["answer"]
@@ -255,11 +259,12 @@ class InspectorAgent:
         return {"messages": messages, "outputs": outputs}
 
     def _call_model(self, state: AgentState) -> AgentState:
+        calls = state.get("calls", 0) + 1
         try:
             reply = self.model.invoke([_with_text(m) for m in state["messages"]])
         except Exception as exc:  # any endpoint failure: the deterministic answer is shown instead
-            return {"failure": f"the model endpoint failed ({type(exc).__name__}: {str(exc)[:200]})"}
-        return {"messages": [reply], "steps": state.get("steps", 0) + 1}
+            return {"failure": f"the model endpoint failed ({type(exc).__name__}: {str(exc)[:200]})", "calls": calls}
+        return {"messages": [reply], "steps": state.get("steps", 0) + 1, "calls": calls}
 
     def _after_model(self, state: AgentState) -> str:
         if state.get("failure"):
@@ -282,6 +287,12 @@ class InspectorAgent:
         ]
         return {"messages": messages, "outputs": [o for _, o in calls]}
 
+    def _use(self, state: AgentState) -> AgentUse:
+        usage = [m.usage_metadata for m in state["messages"] if isinstance(m, AIMessage) and m.usage_metadata]
+        return AgentUse(model=self.model_name, prompt_id=self.prompt.id, prompt_hash=self.prompt.hash,
+                        calls=state.get("calls", 0), input_tokens=sum(u["input_tokens"] for u in usage),
+                        output_tokens=sum(u["output_tokens"] for u in usage))  # fmt: skip
+
     def _verify(self, state: AgentState) -> AgentState:
         outputs = state.get("outputs", [])
         used = list(dict.fromkeys(o.tool for o in outputs))
@@ -297,12 +308,13 @@ class InspectorAgent:
             check = check_answer(text, outputs, state["question"])
             if check.ok:
                 cited = [i for i in dict.fromkeys(_ids(text))]
-                return {"answer": ChatAnswer(text=text.strip(), cited=cited, mode="agent", tools=used)}
+                return {"answer": ChatAnswer(text=text.strip(), cited=cited, mode="agent", tools=used,
+                                             llm=self._use(state))}  # fmt: skip
             failure = "the model's answer was withheld: " + check.reason
         fallback = self.deterministic.answer(state["question"])
         shown = f"{failure[0].upper()}{failure[1:]}. The deterministic answer:\n{fallback.text}"
         return {"answer": ChatAnswer(text=shown, cited=fallback.cited, mode="withheld", understood=fallback.understood,
-                                     tools=used or fallback.tools, withheld_reason=failure)}  # fmt: skip
+                                     tools=used or fallback.tools, withheld_reason=failure, llm=self._use(state))}  # fmt: skip
 
 
 def _with_text(message: AnyMessage) -> AnyMessage:

@@ -26,6 +26,27 @@ HELP = """I answer from the journal only. Questions I understand (UTC times; a d
 - run summary"""
 
 
+RAW_SHOWN = 300
+"""Characters of an LLM call's raw response an explanation quotes (the decision page shows it whole)."""
+
+
+class AgentUse(BaseModel):
+    """What the agent mode used for one answer, named as the LLM reasoners journal their calls."""
+
+    model: str
+    prompt_id: str
+    prompt_hash: str
+    """sha256 of the prompt template file."""
+    calls: int = 0
+    """Model requests made (a failed one included)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.model}, prompt {self.prompt_id} ({self.prompt_hash[:12]}), {self.calls} model call(s), "
+                f"{self.input_tokens}/{self.output_tokens} tokens")  # fmt: skip
+
+
 class ChatAnswer(BaseModel):
     text: str
     cited: list[str] = Field(default_factory=list)
@@ -34,6 +55,8 @@ class ChatAnswer(BaseModel):
     understood: bool = True
     tools: list[str] = Field(default_factory=list)
     withheld_reason: str | None = None
+    llm: AgentUse | None = None
+    """Agent mode (agent or withheld): the model, prompt and tokens used for this answer."""
 
 
 def num(value: Any) -> str:
@@ -214,6 +237,8 @@ def render_positions(o: ToolOutput) -> str:
     d = o.data
     lines = [f"Portfolio at {d['snapshot_time']} (asked: {d['asked']}; run {d['run_id']}): equity {num(d['equity'])}, "
              f"cash {num(d['cash'])}, gross exposure {num(d['gross_exposure'])}, drawdown {pct(d['drawdown'], False)}."]  # fmt: skip
+    if d.get("note"):
+        lines.append(f"Note: {d['note']}.")
     if "pnl_since_start" in d:
         lines.append(f"PnL since the start: {num(d['pnl_since_start'])} on {num(d['initial_cash'])}; realized so far "
                      f"{num(d['realized_pnl_to_date'])} net of {num(d['fees_to_date'])} fees ({d['fills_to_date']} fills).")  # fmt: skip
@@ -332,6 +357,10 @@ def _reasoner_lines(r: dict[str, Any] | None) -> list[str]:
                 + (f", error: {c['error']}" if c.get("error") else "")
                 + (f", injection flags: {c['injection_flags']}" if c.get("injection_flags") else "")
             )
+            raw = c.get("raw_response")
+            if raw:
+                shown = raw if len(raw) <= RAW_SHOWN else raw[:RAW_SHOWN] + f"... ({len(raw)} characters)"
+                lines.append(f"  raw response: {shown}")
     return lines
 
 

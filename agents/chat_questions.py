@@ -28,6 +28,7 @@ _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t](\d{1,2}):(\d{2}))?")
 _MONTH_DAY = re.compile(_MONTH + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s*(\d{4})\b)?")
 _DAY_MONTH = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r"\b(?:,?\s*(\d{4})\b)?")
 _MONTH_ONLY = re.compile(r"\b(?:in|during|for|of|over)\s+" + _MONTH + r"\b(?:\s+(\d{4})\b)?")
+_YEAR_ONLY = re.compile(r"\b(?:in|during|for|of|over|throughout)\s+(?:the\s+year\s+)?((?:19|20)\d{2})\b")
 _CLOCK = re.compile(r"\b(\d{1,2}):(\d{2})\b")
 _AMPM = re.compile(r"\b(\d{1,2})\s*(am|pm)\b")
 _LIMIT = re.compile(r"\b(last|first|latest|top|recent)\s+(\d{1,4})\b")
@@ -93,6 +94,7 @@ class _When:
     day: date | None
     month: tuple[int, int] | None = None
     minutes: int | None = None
+    year: int | None = None
 
 
 def _ms(day: date, minutes: int = 0) -> int:
@@ -161,6 +163,10 @@ def _dates(low: str, years: Sequence[int], span: tuple[int, int] | None, q: Ques
             continue
         found.append(_When(m.start(), m.end(), None, month=(y, month)))
         taken.append(m.span())
+    for m in _YEAR_ONLY.finditer(low):
+        if free(*m.span()):
+            found.append(_When(m.start(), m.end(), None, year=int(m.group(1))))
+            taken.append(m.span())
     clocks: list[tuple[int, int]] = []
     for m in _CLOCK.finditer(low):
         if free(*m.span()):
@@ -185,6 +191,8 @@ def _dates(low: str, years: Sequence[int], span: tuple[int, int] | None, q: Ques
 
 
 def _bounds(w: _When) -> tuple[int, int]:
+    if w.year is not None:
+        return _ms(date(w.year, 1, 1)), _ms(date(w.year + 1, 1, 1))
     if w.month is not None:
         y, m = w.month
         first = date(y, m, 1)

@@ -467,6 +467,10 @@ class InspectorTools:
         if initial:
             data["initial_cash"] = initial
             data["pnl_since_start"] = _round(point["equity"] - float(initial), 10)
+        if at is not None and at > t:
+            last = self.reader.portfolio_at(rid, 2**62)
+            if last is not None and int(last["timestamp"]) == t:
+                data["note"] = f"the journal holds nothing after {to_iso(t)}: the run's last portfolio point is shown"
         return ToolOutput(tool="positions_at", data=data, decision_ids=list(dict.fromkeys(cited)))
 
     # --- the gate's denials -------------------------------------------------------------------------

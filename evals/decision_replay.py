@@ -9,6 +9,10 @@
 4. The same graph runs once on that snapshot and portfolio, journaling into a throwaway journal, and the
    new record is compared field by field with the stored one (timings excepted; an order's later status and
    fills are history, not part of the decision).
+
+A decision of an LLM reasoner (llm, local, crew, replay) runs with the reasoner rebuilt over the run's cassette
+(the graph factory's job): the recorded answer goes through the same validation, evidence check, gating and
+gate. A missing or mismatched cassette entry is a CassetteError, raised, never turned into an error decision.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +29,7 @@ from graph.runner import error_record, unsettled_bars
 from infra.journal import JournalStore
 from infra.settings import Settings
 from infra.sqlite_journal import SqliteJournal
-from tools.errors import DataError, TradegraphError
+from tools.errors import CassetteError, DataError, TradegraphError
 from tools.journal_reader import JournalReader
 from tools.market import Snapshot
 from tools.paper_broker import PaperBroker
@@ -38,10 +42,19 @@ IGNORED = {"node_timings_us", "orders", "fills", "run_id"}
 REDACTED = "***"
 IGNORED_NESTED = {"latency_ms", "called_at"}
 """Wall-clock measurements inside the reasoner trace."""
+BUDGET_TOTALS = {"run_llm_tokens", "run_llm_cost_usd", "day_llm_tokens", "day_llm_cost_usd"}
+"""The run's and the day's running LLM spend in a trace's details: history of the run, not this decision."""
+CALL_PROVENANCE = {"source"}
+"""Where a call's answer came from (live, recorded, replayed): a replay replays it by design."""
+
+DecisionGraph = Callable[[PaperBroker, JournalStore], Any]
+"""The compiled graph, executing on the broker and journaling into the journal given."""
 
 
 class GraphFactory(Protocol):
-    def __call__(self, settings: Settings, broker: PaperBroker, journal: JournalStore, run_id: str) -> Any: ...
+    def __call__(self, settings: Settings, stored: dict[str, Any], news_dir: Path) -> DecisionGraph:
+        """The graph that re-decides ``stored`` under ``settings`` (news from ``news_dir``). Everything that can
+        refuse (a missing or mismatched cassette) is checked here, before the portfolio is rebuilt."""
 
 
 class FeedFactory(Protocol):
@@ -81,12 +94,28 @@ def _without_redacted(value: Any) -> Any:
     return value
 
 
-def _comparable(value: Any, key: str = "") -> Any:
+def _comparable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _comparable(v, k) for k, v in value.items() if k not in IGNORED_NESTED}
+        return {k: _comparable(v) for k, v in value.items() if k not in IGNORED_NESTED}
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
+
+
+def comparable_record(record: dict[str, Any]) -> dict[str, Any]:
+    """What of a journaled decision a replay must reproduce: no timings, run id, later orders and fills, running
+    LLM budget totals or call provenance."""
+    out: dict[str, Any] = _comparable({k: v for k, v in record.items() if k not in IGNORED})
+    trace = out.get("reasoner")
+    if isinstance(trace, dict):
+        trace = dict(trace)
+        if isinstance(trace.get("details"), dict):
+            trace["details"] = {k: v for k, v in trace["details"].items() if k not in BUDGET_TOTALS}
+        if isinstance(trace.get("calls"), list):
+            trace["calls"] = [{k: v for k, v in c.items() if k not in CALL_PROVENANCE} if isinstance(c, dict) else c
+                              for c in trace["calls"]]  # fmt: skip
+        out["reasoner"] = trace
+    return out
 
 
 def _short(value: Any) -> str:
@@ -96,14 +125,13 @@ def _short(value: Any) -> str:
 
 def decision_diff(stored: dict[str, Any], replayed: dict[str, Any], prefix: str = "") -> list[str]:
     """'path: journaled X, replayed Y' for every leaf that differs (floats compared exactly: same code, same data)."""
+    if not prefix:
+        stored, replayed = comparable_record(stored), comparable_record(replayed)
     out: list[str] = []
     keys = list(dict.fromkeys([*stored, *replayed]))
     for key in keys:
-        if not prefix and key in IGNORED:
-            continue
         path = f"{prefix}{key}"
-        a, b = stored.get(key, "<missing>"), replayed.get(key, "<missing>")
-        out += _diff_values(_comparable(a), _comparable(b), path)
+        out += _diff_values(stored.get(key, "<missing>"), replayed.get(key, "<missing>"), path)
     return out
 
 
@@ -202,14 +230,9 @@ def replay_decision(
             f"decision {decision_id} comes from a run on live exchange data; replay rebuilds snapshots and the "
             "portfolio from a recorded-data run only"
         )
-    trace = stored.get("reasoner") or {}
-    if trace.get("calls") or trace.get("model"):
-        raise TradegraphError(
-            f"decision {decision_id} was reasoned by an LLM ({trace.get('reasoner')}); replaying it needs the "
-            "recorded LLM responses (cassettes), which this replay does not support yet"
-        )
     settings = run_settings(run["config"], data_dir)
     feed = feed_factory(settings)
+    make_graph = graph_factory(settings, stored, feed.data_dir)
     broker, snap = rebuild_portfolio(reader, stored, settings, feed, start_ms_of(settings))
     report = ReplayReport(decision_id=decision_id, run_id=stored["run_id"], reproduced=False, stored=stored,
                           replayed=None)  # fmt: skip
@@ -225,10 +248,12 @@ def replay_decision(
     with tempfile.TemporaryDirectory(prefix="tradegraph-replay-") as tmp:
         journal = SqliteJournal(Path(tmp) / "replay.sqlite")
         try:
-            graph = graph_factory(settings, broker, journal, stored["run_id"])
+            graph = make_graph(broker, journal)
             portfolio = broker.portfolio_view()
             try:
                 graph.invoke({"decision_id": decision_id, "snapshot": snap, "portfolio": portfolio, "timings": {}})
+            except CassetteError:  # as in a session: the run would have stopped, not decided
+                raise
             except Exception as exc:  # as in a session: a failing node leaves an error decision
                 journal.record_decision(error_record(stored["run_id"], decision_id, snap, portfolio.equity, exc))
             journal.flush()
@@ -241,3 +266,17 @@ def replay_decision(
     report.diff = decision_diff(stored, replayed)
     report.reproduced = not report.diff and report.data_changed is None
     return report
+
+
+def cassette_mismatch(
+    decision_id: str, trace: dict[str, Any], kind: str, prompt_id: str, manifest: dict[str, Any], where: Path
+) -> str | None:
+    """Why the cassette at ``where`` cannot hold the answers of this decision (recorded by another reasoner, for
+    another model or prompt), or None. ``kind`` and ``prompt_id`` are the run's reasoner and prompt template."""
+    recorded = (("reasoner", kind), ("prompt_id", prompt_id),
+                *((k, trace[k]) for k in ("model", "prompt_hash") if trace.get(k) is not None))  # fmt: skip
+    for key, used in recorded:
+        if manifest.get(key) != used:
+            return (f"cassette {where} was recorded with {key} {manifest.get(key)!r}, decision {decision_id} used "
+                    f"{used!r}: pass the cassette recorded with its run")  # fmt: skip
+    return None

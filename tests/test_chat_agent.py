@@ -6,7 +6,14 @@ llama.cpp (agents/local_server.py) end to end. langchain-openai's ChatOpenAI run
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,7 @@ from agents.answer_check import check_answer
 from agents.chat_agent import TOOL_SPECS, InspectorAgent, call_tool
 from agents.chat_deterministic import DeterministicChat
 from infra.chat_settings import ChatSettings
+from prompts import load_prompt
 from tests.openai_stub import OpenAIStub, Reply
 from tests.services import unavailable
 from tools.journal_reader import DecisionQuery, JournalReader
@@ -64,16 +72,22 @@ def test_a_tool_call_round_trip_answers_in_checked_prose(reader: JournalReader, 
         return Reply.text(f"The gate denied {data['total']} ETH/USDT orders; the first, at {first['candle_time']}, "
                           f"was {first['reason']} [{first['id']}].")  # fmt: skip
 
-    stub.script(Reply.tool_call({"symbol": "ETH/USDT", "verdict": "DENY", "limit": 3}, name="find_decisions"))
+    stub.script(Reply.tool_call({"symbol": "ETH/USDT", "verdict": "DENY", "limit": 3}, name="find_decisions",
+                                prompt_tokens=900, completion_tokens=20))  # fmt: skip
     stub.respond_with(model)
     answer = _agent(reader, stub, prefetch=False).answer("Tell me about the gate's refusals for ether.")
     denied = _denied_ids(reader)
     assert answer.mode == "agent", answer.text
+    prompt = load_prompt("chat_inspector.v1")  # the versioned template, read as package data
+    assert answer.llm is not None and answer.llm.model == stub.model and answer.llm.calls == 2
+    assert (answer.llm.prompt_id, answer.llm.prompt_hash) == ("chat_inspector.v1", prompt.hash)
+    assert answer.llm.input_tokens > 900 and answer.llm.output_tokens > 20
     assert answer.text.startswith("The gate denied 7 ETH/USDT orders; the first, at 2024-02-09T15:00, was gate DENY")
     assert answer.cited == [denied[0]] and answer.tools == ["find_decisions"]
     first, second = stub.chat_requests
     assert [t["function"]["name"] for t in first["tools"]] == list(TOOL_SPECS)
     assert [m["role"] for m in first["messages"]] == ["system", "user"]
+    assert first["messages"][0]["content"] == prompt.section("system")
     assert "Every number you write must appear in a tool result" in first["messages"][0]["content"]
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
     assert second["messages"][2]["tool_calls"][0]["function"]["name"] == "find_decisions"
@@ -122,6 +136,7 @@ def test_endpoint_failures_and_endless_tool_calls_fall_back(reader: JournalReade
     stub.script(Reply.error(500, "overloaded"))
     answer = _agent(reader, stub).answer("run summary")
     assert answer.mode == "withheld" and "the model endpoint failed" in (answer.withheld_reason or "")
+    assert answer.llm is not None and answer.llm.calls == 1 and answer.llm.input_tokens == 0
     assert (
         "Error code: 500" in (answer.withheld_reason or "")
         and "overloaded" in answer.text
@@ -181,13 +196,20 @@ def test_chat_command_and_session_with_an_llm_endpoint(
         f"It was denied: COOLDOWN_AFTER_STOP [{_last_tool_json(request)['citable_decision_ids'][0]}]."))  # fmt: skip
     code = main(["chat", "--journal", str(inspect_journal), "--llm", stub.base_url, "--model", "stub-model", "-q",
                  "why did it buy ETH at 16:00 on Feb 9?"])  # fmt: skip
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0 and out.startswith("It was denied: COOLDOWN_AFTER_STOP [d-")
     assert stub.chat_requests[-1]["model"] == "stub-model"
+    short = load_prompt("chat_inspector.v1").hash[:12]
+    assert (
+        err == f"tradegraph chat: LLM agent (stub-model at {stub.base_url}, prompt chat_inspector.v1 sha256 {short})\n"
+    )
     reader = open_journal_reader(str(inspect_journal))
     try:
         session = ChatSession(reader, ChatSettings(llm=stub.base_url, api_key=SecretStr("sk-secret-123")))
-        assert session.description == f"LLM agent (default at {stub.base_url})"
+        assert session.uses_llm
+        assert session.description == f"LLM agent (default at {stub.base_url}, prompt chat_inspector.v1 sha256 {short})"
+        answer = session.answer("run summary")
+        assert answer.llm is not None and answer.llm.model == "default" and answer.llm.prompt_hash.startswith(short)
         session.close()
     finally:
         reader.close()
@@ -217,6 +239,57 @@ def test_the_bundled_local_model_answers_or_is_withheld_end_to_end(inspect_journ
         else:
             assert answer.withheld_reason and "COOLDOWN_AFTER_STOP" in answer.text
             assert "endpoint failed" not in answer.withheld_reason  # the real model answered over the wire
+    finally:
+        session.close()
+        reader.close()
+
+
+def test_the_chat_prompt_ships_as_package_data(tmp_path: Path) -> None:
+    """Only what pyproject ships in the prompts package, zipped (no source tree, no file path to read): the agent
+    loads its system prompt from there, with the id and hash its answers report."""
+    repo = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["prompts"]
+    shipped = [p for p in (repo / "prompts").iterdir()
+               if p.suffix == ".py" or any(fnmatch.fnmatch(p.name, g) for g in globs)]  # fmt: skip
+    assert "chat_inspector.v1.txt" in {p.name for p in shipped}
+    archive = tmp_path / "prompts.zip"
+    marked = (repo / "prompts" / "chat_inspector.v1.txt").read_bytes() + b"7. (the shipped copy)\n"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in shipped:
+            z.writestr(f"prompts/{p.name}", marked if p.name == "chat_inspector.v1.txt" else p.read_bytes())
+    code = (
+        "import prompts\nfrom langchain_openai import ChatOpenAI\nfrom agents.chat_agent import InspectorAgent\n"
+        f"assert prompts.__file__.startswith({str(archive)!r}), prompts.__file__\n"
+        "model = ChatOpenAI(base_url='http://127.0.0.1:9/v1', api_key='unused', model='m')\n"
+        "agent = InspectorAgent(None, model)\n"
+        "print(agent.prompt.id, agent.prompt.hash, agent.system.endswith('7. (the shipped copy)'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(archive)},
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["chat_inspector.v1", hashlib.sha256(marked).hexdigest(), "True"]
+
+
+def test_the_web_chat_reports_the_agent_model_and_prompt(inspect_journal: Path, stub: OpenAIStub) -> None:
+    from fastapi.testclient import TestClient
+
+    from tradegraph.composition import web_app
+
+    stub.respond_with(lambda request: Reply.text(
+        f"It was denied: COOLDOWN_AFTER_STOP [{_last_tool_json(request)['citable_decision_ids'][0]}]."))  # fmt: skip
+    prompt = load_prompt("chat_inspector.v1")
+    reader = open_journal_reader(str(inspect_journal))
+    session = ChatSession(reader, ChatSettings(llm=stub.base_url, model="stub-model"))
+    try:
+        with TestClient(web_app(session)) as client:
+            page = client.get("/chat").text
+            assert f"prompt chat_inspector.v1 sha256 {prompt.hash[:12]}" in page
+            answer = client.post("/api/chat", json={"question": "why did it buy ETH at 16:00 on Feb 9?"}).json()
+            assert answer["mode"] == "agent", answer
+            assert answer["llm"]["model"] == "stub-model" and answer["llm"]["prompt_hash"] == prompt.hash
+            html = client.post("/chat", data={"question": "why did it buy ETH at 16:00 on Feb 9?"}).text
+            assert (f'<p class="via">agent · stub-model · prompt chat_inspector.v1 ({prompt.hash[:12]}) · '
+                    f"{answer['llm']['calls']} model call(s), ") in html  # fmt: skip
     finally:
         session.close()
         reader.close()

@@ -236,6 +236,9 @@ SPAN = (1696118400000, 1735686000000)  # 2023-10-01 .. 2024-12-31: October 3 exi
         ("why did it buy DOGE on March 3 at 14:00", {"kind": "why", "unknown_symbol": "DOGE", "symbol": None}),
         ("what happened on October 3", {"start": 1727913600000, "notes": ["year 2024 assumed (the run also covers "
                                                                           "that date in 2023)"]}),
+        ("denials for ETH in 2023", {"kind": "denials", "symbol": "ETH/USDT", "start": 1672531200000,
+                                     "end": 1704067200000}),
+        ("show BTC buys during 2024", {"kind": "find", "action": "BUY", "start": 1704067200000, "end": 1735689600000}),
         ("why at 25:00 on 2024-03-03", {"problem": "'25:00' is not a time of day"}),
         ("show ETH on February 30", {"problem": "'february 30' is not a date"}),
     ],
@@ -299,6 +302,8 @@ def test_the_why_answer_tells_the_story(tools: InspectorTools) -> None:
         ("positions on 2020-01-01", "no portfolio snapshot at or before 2020-01-01T23:59"),
         ("explain d-ffffffffffffffff", "no decision 'd-ffffffffffffffff' in the journal"),
         ("performance in January 2019", "fewer than two portfolio points in that range"),
+        ("show ETH buys in 2023", "0 decisions in run"),
+        ("denials for ETH in 2023", "The gate denied no order in run"),
         ("show ETH on February 30", "I can't read that question: 'february 30' is not a date"),
     ],
 )
@@ -306,6 +311,15 @@ def test_questions_the_journal_cannot_answer_are_said_so(tools: InspectorTools, 
     answer = DeterministicChat(tools).answer(question)
     assert says in answer.text
     assert not answer.cited or "nearest" in answer.text.lower()
+
+
+def test_positions_after_the_run_say_the_journal_ends_there(tools: InspectorTools) -> None:
+    after = DeterministicChat(tools).answer("PnL on March 5").text
+    assert after.splitlines()[1] == (
+        "Note: the journal holds nothing after 2024-02-15T23:00: the run's last portfolio point is shown."
+    )
+    assert "Note:" not in DeterministicChat(tools).answer("positions at 2024-02-10 14:30").text
+    assert "Note:" not in DeterministicChat(tools).answer("positions now").text
 
 
 def test_a_why_about_an_action_not_taken_shows_where_it_was(tools: InspectorTools) -> None:

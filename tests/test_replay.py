@@ -101,8 +101,8 @@ def test_bad_replays_are_one_line(journal_copy: Path, tmp_path: Path, capsys: py
                " WHERE id = ?", (did,))  # fmt: skip
     db.commit()
     db.close()
-    assert main(["replay", did, "--journal", str(journal_copy)]) == 2
-    assert "replaying it needs the recorded LLM responses (cassettes)" in capsys.readouterr().err
+    assert main(["replay", did, "--journal", str(journal_copy)]) == 3  # a rules run re-decides without any call
+    assert 'reasoner.calls: journaled [{"node": "strategy_fusion"}], replayed []' in capsys.readouterr().out
     assert main(["replay", did, "--journal", str(tmp_path / "missing.sqlite")]) == 2
     capsys.readouterr()
     db = sqlite3.connect(journal_copy)

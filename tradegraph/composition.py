@@ -23,6 +23,7 @@ from agents.chat_deterministic import ChatAnswer
 from agents.crew_reasoner import MEMBERS as CREW_MEMBERS
 from agents.crew_reasoner import CrewChat
 from agents.journal_tools import InspectorTools
+from agents.llm_answer import CallKey
 from agents.llm_client import Endpoint, LiveChat, is_openai
 from agents.llm_reasoner import CallMeta, LLMReasoner
 from agents.llm_sources import AnswerProvider
@@ -116,6 +117,7 @@ class ChatSession:
     def _make_agent(self, settings: ChatSettings) -> Any:
         from langchain_openai import ChatOpenAI
 
+        from agents.chat_agent import PROMPT_ID as CHAT_PROMPT
         from agents.chat_agent import InspectorAgent
 
         llm = settings.llm or ""
@@ -132,8 +134,14 @@ class ChatSession:
         chat_model = ChatOpenAI(base_url=base_url, model=model, api_key=SecretStr(key or "unused"),
                                 temperature=settings.temperature, max_tokens=settings.answer_limit,
                                 timeout=settings.timeout_s, max_retries=0)  # fmt: skip
-        self.description = f"LLM agent ({model} at {redact_url(base_url)})"
-        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps)
+        prompt = _prompt(CHAT_PROMPT)
+        self.description = (f"LLM agent ({model} at {redact_url(base_url)}, prompt {prompt.id} "
+                            f"sha256 {prompt.hash[:12]})")  # fmt: skip
+        return InspectorAgent(self.tools, chat_model, max_steps=settings.max_steps, prompt=prompt, model_name=model)
+
+    @property
+    def uses_llm(self) -> bool:
+        return self._agent is not None
 
     def answer(self, question: str) -> ChatAnswer:
         if self._agent is not None:
@@ -253,15 +261,19 @@ def replay_llm_settings(settings: Settings) -> tuple[str, LLMSettings, Cassette 
         return settings.reasoner, settings.llm, None
     if settings.llm.cassette is None:
         raise ConfigError("--reasoner replay needs --cassette DIR (a folder recorded with --record-cassette)")
-    cassette = Cassette.open_for_replay(settings.llm.cassette)
+    return recorded_llm_settings(Cassette.open_for_replay(settings.llm.cassette))
+
+
+def recorded_llm_settings(cassette: Cassette) -> tuple[str, LLMSettings, Cassette]:
+    """(reasoner kind, LLM settings, cassette) as the cassette's manifest recorded them."""
     try:
-        llm = LLMSettings.model_validate({**cassette.manifest["llm"], "cassette": settings.llm.cassette})
+        llm = LLMSettings.model_validate({**cassette.manifest["llm"], "cassette": cassette.root})
     except ValidationError as exc:
-        raise CassetteError(f"cassette manifest in {settings.llm.cassette} has invalid llm settings: "
+        raise CassetteError(f"cassette manifest in {cassette.root} has invalid llm settings: "
                             f"{exc.errors()[0]['msg']}") from None  # fmt: skip
     kind = cassette.manifest["reasoner"]
     if kind not in LLM_REASONERS:
-        raise CassetteError(f"cassette manifest in {settings.llm.cassette} names an unknown reasoner {kind!r}")
+        raise CassetteError(f"cassette manifest in {cassette.root} names an unknown reasoner {kind!r}")
     return str(kind), llm, cassette
 
 
@@ -342,19 +354,99 @@ def decision_deps(
     )
 
 
-def decision_graph(settings: Settings, broker: Broker, journal: JournalStore, run_id: str) -> Any:
-    """The compiled decision graph (no checkpointer), as a replay session runs it."""
-    return build_graph(decision_deps(settings, broker, journal, run_id))
+class _NoCassette(Cassette):
+    """The replay of a decision that never asked the LLM, given no cassette: any question it asks now fails."""
+
+    def __init__(self, decision_id: str, prompt: PromptTemplate) -> None:
+        super().__init__(Path("-"), {"prompt_hash": prompt.hash, "model": "-"}, {})
+        self.decision_id = decision_id
+
+    def missing(self, key: CallKey) -> CassetteError:
+        return CassetteError(
+            f"the replay of decision {self.decision_id} asks the LLM, which the journaled decision did not: it does "
+            "not reproduce, and replay never calls a model (pass --cassette DIR to replay recorded answers)"
+        )
 
 
-def replay_one(reader: JournalReader, decision_id: str, data_dir: Path | None = None) -> DecisionReplay:
-    """Re-run one journaled decision on its rebuilt snapshot and portfolio (evals.decision_replay)."""
-    from evals.decision_replay import replay_decision
+def _needs_cassette(settings: Settings, stored: dict[str, Any]) -> ConfigError:
+    trace = stored.get("reasoner") or {}
+    llm = settings.llm
+    if settings.reasoner == "replay":
+        hint = f"the run replayed {llm.cassette}" if llm.cassette else "the run replayed a cassette"
+    elif llm.record_cassette is not None:
+        hint = f"the run recorded into {llm.record_cassette}"
+    else:
+        hint = "the run recorded none: record one with tradegraph run --record-cassette DIR"
+    if trace.get("calls"):
+        what = (f"was reasoned by an LLM ({trace.get('reasoner')}, model {trace.get('model')}, prompt "
+                f"{trace.get('prompt_id')})")  # fmt: skip
+    else:
+        what = "comes from a --reasoner replay run, whose LLM settings are in its cassette"
+    return ConfigError(
+        f"decision {stored['id']} {what}: replay re-runs it from the recorded answers and never calls a model; "
+        f"pass --cassette DIR ({hint})"
+    )
+
+
+def decision_reasoning(
+    settings: Settings, stored: dict[str, Any], news_dir: Path, cassette_dir: Path | None
+) -> tuple[Reasoner, ReasonerContext | None, bool]:
+    """The reasoner, context and routing that re-decide a journaled decision: those of its run. An LLM reasoner
+    is rebuilt as ``--reasoner replay`` builds it, over ``cassette_dir``, with the run's journaled LLM settings
+    (a replay run's are its cassette's); it can never reach a model."""
+    from evals.decision_replay import cassette_mismatch
+
+    if settings.reasoner == "rules":
+        if cassette_dir is not None:
+            raise ConfigError(f"decision {stored['id']} comes from a run of the rules reasoner, which asks no LLM: "
+                              "replay it without --cassette")  # fmt: skip
+        return make_reasoner(settings), None, False
+    trace = stored.get("reasoner") or {}
+    resolved: tuple[str, LLMSettings, Cassette]
+    if cassette_dir is None:
+        if trace.get("calls") or settings.reasoner == "replay":
+            raise _needs_cassette(settings, stored)
+        prompt = _prompt("crew.v1" if settings.reasoner == "crew" else settings.llm.prompt)
+        resolved = (settings.reasoner, settings.llm, _NoCassette(stored["id"], prompt))
+    else:
+        cassette = Cassette.open_for_replay(cassette_dir)
+        if settings.reasoner == "replay":
+            resolved = recorded_llm_settings(cassette)
+        else:
+            resolved = (settings.reasoner, settings.llm, cassette)
+        kind, llm = resolved[0], resolved[1]
+        problem = cassette_mismatch(stored["id"], trace, kind, "crew.v1" if kind == "crew" else llm.prompt,
+                                    cassette.manifest, cassette_dir)  # fmt: skip
+        if problem:
+            raise CassetteError(problem)
+    return reasoning(settings, run_limits(settings), None, None, news_dir, resolved)
+
+
+def replay_one(
+    reader: JournalReader, decision_id: str, data_dir: Path | None = None, cassette: Path | None = None
+) -> DecisionReplay:
+    """Re-run one journaled decision on its rebuilt snapshot and portfolio (evals.decision_replay); an LLM
+    reasoner's answers come from ``cassette``."""
+    from evals.decision_replay import DecisionGraph, replay_decision
+
+    def graph_of(settings: Settings, stored: dict[str, Any], news_dir: Path) -> DecisionGraph:
+        reasoner, context, every = decision_reasoning(settings, stored, news_dir, cassette)
+
+        def build(broker: PaperBroker, journal: JournalStore) -> Any:
+            return build_graph(decision_deps(settings, broker, journal, stored["run_id"], reasoner, context, every))
+
+        return build
 
     def feed_of(settings: Settings) -> RecordedFeed:
         return open_feed(settings)
 
-    return replay_decision(reader, decision_id, decision_graph, feed_of, lambda s: time_range(s)[0], data_dir)
+    report = replay_decision(reader, decision_id, graph_of, feed_of, lambda s: time_range(s)[0], data_dir)
+    trace = (report.replayed or {}).get("reasoner") or {}
+    if cassette is not None:
+        calls = len(trace.get("calls") or [])
+        asked = f"{calls} LLM call(s) answered" if calls else "the LLM was not asked; checked"
+        report.notes.append(f"{asked} from cassette {cassette}, no model called")
+    return report
 
 
 # --- execution: the broker a session sends its orders to ----------------------------------------------
@@ -482,11 +574,12 @@ def reasoning(
     endpoint: Endpoint | None,
     journal: Callable[[], JournalStore] | None,
     news_dir: Path | None,
+    resolved: tuple[str, LLMSettings, Cassette | None] | None = None,
 ) -> tuple[Reasoner, ReasonerContext | None, bool]:
     """The reasoner, what it is shown beyond the tool outputs, and whether every valid snapshot goes to it
-    (gating off). A replay routes and shows what the recorded run did. ``journal`` (None: none) holds the
-    earlier runs whose LLM use counts in the daily budget."""
-    resolved = replay_llm_settings(settings)
+    (gating off). A replay routes and shows what the recorded run did (``resolved``: see make_reasoner).
+    ``journal`` (None: none) holds the earlier runs whose LLM use counts in the daily budget."""
+    resolved = resolved or replay_llm_settings(settings)
     llm = resolved[1]
     context = None
     if settings.reasoner != "rules":

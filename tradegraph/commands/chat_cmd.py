@@ -62,11 +62,13 @@ def _ask(session: ChatSession, question: str) -> str:
 def cmd_chat(args: argparse.Namespace) -> int:
     session = open_chat(args)
     try:
+        interactive = sys.stdin.isatty() and not args.question
+        if session.uses_llm and not interactive:  # what answers, on stderr: standard output keeps the answers only
+            print(f"tradegraph chat: {session.description}", file=sys.stderr)
         if args.question:
             for i, q in enumerate(args.question):
                 print(("\n" if i else "") + _ask(session, q))
             return 0
-        interactive = sys.stdin.isatty()
         if interactive:
             run = session.tools.run()
             where = f"run {run['run_id']}" if run else "no run yet"

@@ -23,6 +23,12 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--data", type=Path, dest="data_dir", help="recorded candles (default: the run's journaled data dir)"
     )
+    p.add_argument(
+        "--cassette",
+        type=Path,
+        help="the LLM answers recorded with the run (--record-cassette): needed for decisions of llm, local, crew "
+        "and replay runs; replay never calls a model",
+    )
     p.set_defaults(handler=cmd_replay)
 
 
@@ -33,7 +39,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     reader = open_journal_reader(args.journal if args.journal is not None else load_settings().journal)
     try:
         try:
-            report = replay_one(reader, args.decision_id.strip(), args.data_dir)
+            report = replay_one(reader, args.decision_id.strip(), args.data_dir, args.cassette)
         except DataError as exc:
             raise DataError(f"{exc} (point --data at the run's recorded candles)") from None
     finally:
@@ -48,6 +54,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"data       {report.data_changed}")
     else:
         print(f"inputs     window hash {stored['inputs_hash']} matches the recorded data")
+    for note in report.notes:
+        print(f"note       {note}")
     if report.reproduced:
         print("result     reproduces: the replayed decision is identical to the journaled one")
         return 0

@@ -32,6 +32,11 @@ document.addEventListener("DOMContentLoaded", () => {
       pending.textContent = data.text;
       pending.className = "answer mode-" + data.mode;
       pending.dataset.mode = data.mode;
+      if (data.llm) {
+        const u = data.llm;
+        add("p", "via", `${data.mode} · ${u.model} · prompt ${u.prompt_id} (${u.prompt_hash.slice(0, 12)}) · ` +
+          `${u.calls} model call(s), ${u.input_tokens}/${u.output_tokens} tokens`);
+      }
       if (data.cited && data.cited.length) {
         const cited = add("p", "cited", "cited: ");
         for (const id of data.cited) {
