@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -16,7 +16,7 @@ from graph import nodes, routing
 from graph.nodes import ReasonerContext
 from graph.state import DecisionState
 from infra.crash_points import crash_point
-from infra.journal import JournalStore
+from infra.journal import DecisionSink
 from tools.broker import Broker
 from tools.risk_gate import RiskLimits
 from tools.risk_sizing import RiskConfig
@@ -32,7 +32,7 @@ class GraphDeps:
     risk: RiskConfig
     limits: RiskLimits
     broker: Broker
-    journal: JournalStore
+    journal: DecisionSink
     run_id: str
     context: ReasonerContext | None = None
     """Recent candles, risk budget and news for reasoners that read them (the LLM ones)."""
@@ -79,10 +79,18 @@ def _timed(name: str, fn: NodeFn) -> NodeFn:
 
 
 def build_graph(
-    deps: GraphDeps, checkpointer: BaseCheckpointSaver[Any] | None = None, interrupt_before: Sequence[str] = ()
+    deps: GraphDeps,
+    replace: Mapping[str, NodeFn] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    interrupt_before: Sequence[str] = (),
 ) -> Any:
-    """The compiled graph; durable runs (graph.durable) pass a checkpointer and where to stop for durability."""
+    """The compiled graph; ``replace`` swaps node functions by name (same wiring, e.g. the locked gate of
+    distributed runs); durable runs (graph.durable) pass a checkpointer and where to stop for durability."""
     fns = node_functions(deps)
+    for name, fn in (replace or {}).items():
+        if name not in fns:
+            raise ValueError(f"no node {name!r} to replace")
+        fns[name] = fn
     g = StateGraph(DecisionState)
     for name, fn in fns.items():
         node: Any = _timed(name, fn)

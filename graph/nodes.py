@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from agents.reasoner import Reasoner, ReasonerInput, RecentCandle
 from graph.state import DecisionState, Validation
-from infra.journal import DecisionRecord, JournalStore
+from infra.journal import DecisionRecord, DecisionSink
 from tools.broker import Broker
 from tools.news import NewsFeed, NewsItem
 from tools.risk_gate import MarketContext, RiskLimits, evaluate_gate
@@ -184,7 +184,7 @@ def _route_outcome(state: DecisionState, intent: TradeIntent) -> tuple[str, str]
     return "ordered", gate
 
 
-def journal(state: DecisionState, *, store: JournalStore, run_id: str, allow_short: bool) -> DecisionState:
+def journal(state: DecisionState, *, store: DecisionSink, run_id: str, allow_short: bool) -> DecisionState:
     snap = state["snapshot"]
     outcome, reason = _outcome(state, allow_short)
     tech, intent = state.get("technical"), state.get("intent")

@@ -9,6 +9,8 @@ Points passed by a run:
 - ``step``: between decisions, before a snapshot is settled and decided (not for steps replayed on resume);
 - ``committed``: right after a durable run committed a decision and everything before it to the journal;
 - ``replayed``: on resume, after one decision was replayed from the journal.
+- ``worker:order-committed``: a distributed worker committed a decision with an order, nothing published or
+  acked yet; ``worker:order-published``: its messages are confirmed, the job is not acked yet.
 """
 
 from __future__ import annotations

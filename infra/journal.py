@@ -67,6 +67,12 @@ class PortfolioPoint(BaseModel):
     positions: dict[str, float]
 
 
+class DecisionSink(Protocol):
+    """What the graph's journal node writes to: a JournalStore, or the job journal of distributed runs."""
+
+    def record_decision(self, record: DecisionRecord, order: Order | None = None) -> None: ...
+
+
 class JournalStore(Protocol):
     @property
     def path(self) -> Path | str: ...

@@ -393,6 +393,22 @@ MIGRATIONS: dict[int, str] = {
     SELECT tradegraph_finish_metrics(run_id, COALESCE(finished_at, started_at)) FROM runs
     WHERE finished_at IS NOT NULL;
     """,
+    # Distributed runs (infra.pg_job_store): the shared paper account of a run (the PaperBroker state, locked
+    # with SELECT ... FOR UPDATE around every settlement and every gate decision), which decisions' bus
+    # messages were confirmed, the scheduler's watermark, and the lookups workers make per job.
+    3: """
+    CREATE TABLE paper_accounts (
+        account TEXT PRIMARY KEY, state TEXT NOT NULL, version BIGINT NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE bus_published (decision_id TEXT PRIMARY KEY, published_at BIGINT NOT NULL);
+    CREATE TABLE schedule_watermarks (
+        run_id TEXT NOT NULL, timeframe TEXT NOT NULL, candle_time BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, timeframe)
+    );
+    CREATE INDEX decisions_run_candle ON decisions (run_id, candle_time);
+    CREATE INDEX fills_symbol_time ON fills (symbol, timestamp);
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

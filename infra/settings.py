@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from infra.bus_settings import BusSettings
 from infra.chat_settings import ChatSettings
 from infra.feed_settings import FeedSettings
 from infra.influx_settings import FlatInfluxEnvSource, InfluxSettings, is_flat_name
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     start: date | None = None
     end: date | None = Field(default=None, description="inclusive day")
     journal: str = Field(default="tradegraph.sqlite", description="SQLite path or postgresql:// URL")
+    bus_url: str = Field(default="memory://", description="memory:// (in-process) or amqp://user:pass@host/vhost")
     checkpoint: str | None = Field(
         default=None, description="durable runs: LangGraph checkpoint store, SQLite path or postgresql:// URL"
     )
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
+    bus: BusSettings = Field(default_factory=BusSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,9 +34,12 @@ from graph.builder import GraphDeps, build_graph
 from graph.nodes import ReasonerContext
 from graph.observer import SessionObserver
 from graph.runner import ReplaySession
+from infra.bus import Bus, MemoryBus, is_memory_url
+from infra.bus_messages import JOB_TOPIC
+from infra.bus_observer import BusPublisher
 from infra.chat_settings import ChatSettings
 from infra.influx_sink import InfluxSink, SinkCounter
-from infra.journal import JournalStore
+from infra.journal import JournalStore, RunInfo
 from infra.redact import is_postgres_url, redact_url
 from infra.settings import Settings, load_settings, redacted_config
 from infra.sqlite_journal import SqliteJournal
@@ -528,13 +532,19 @@ class ReplayJob:
     end_ms: int | None
     config: dict[str, Any]
     checkpoints: CheckpointStore | None = None
+    bus: Bus | None = None
+    """The bus the session publishes to (``bus_url`` other than the in-process default)."""
 
     def close(self) -> None:
         try:
             self.journal.close()
         finally:
-            if self.checkpoints is not None:
-                self.checkpoints.close()
+            try:
+                if self.checkpoints is not None:
+                    self.checkpoints.close()
+            finally:
+                if self.bus is not None:
+                    self.bus.close()
 
     def snapshot_count(self) -> int:
         return self.feed.count(self.settings.symbols, self.settings.timeframe, self.start_ms, self.end_ms)
@@ -567,7 +577,8 @@ def reasoning(
     resolved: tuple[str, LLMSettings, Cassette | None] | None = None,
 ) -> tuple[Reasoner, ReasonerContext | None, bool]:
     """The reasoner, what it is shown beyond the tool outputs, and whether every valid snapshot goes to it
-    (gating off). A replay routes and shows what the recorded run did (``resolved``: see make_reasoner)."""
+    (gating off). A replay routes and shows what the recorded run did (``resolved``: see make_reasoner).
+    ``journal`` (None: none) holds the earlier runs whose LLM use counts in the daily budget."""
     resolved = resolved or replay_llm_settings(settings)
     llm = resolved[1]
     context = None
@@ -592,12 +603,14 @@ def build_replay(
     endpoint: Endpoint | None = None,
     checkpoint: str | None = None,
     resume: bool = False,
+    publish: bool = False,
 ) -> ReplayJob:
     """A paper session over recorded data; ``feed`` and ``journal_path`` override the settings' ones.
     ``endpoint`` is where an LLM reasoner's model is served (see ``llm_endpoint``).
 
     With ``checkpoint`` (a checkpoint store) the session is durable (graph.durable); ``resume`` continues
-    ``run_id`` from its journal and checkpoints instead of starting it."""
+    ``run_id`` from its journal and checkpoints instead of starting it. With ``publish`` and a ``bus_url``
+    other than the in-process default, decisions and fills also go on the bus."""
     start_ms, end_ms = time_range(settings)
     if feed is None:  # every file and the range are checked before anything is journaled
         feed = open_feed(settings)
@@ -610,10 +623,19 @@ def build_replay(
     opened: list[JournalStore] = []
     # the reasoner (and its cassette) first: a bad cassette or setting fails before the journal is touched
     reasoner, context, every = reasoning(settings, run_limits(settings), endpoint, lambda: opened[0], data_dir)
-    journal = open_journal(journal_target)
+    rid = run_id or new_run_id()
+    bus = None
+    if publish and not is_memory_url(settings.bus_url):  # the in-process bus has no subscriber outside this process
+        bus = open_bus(settings, "tradegraph-run")
+        observers = [*observers, BusPublisher(bus, rid)]
+    try:
+        journal = open_journal(journal_target)
+    except BaseException:
+        if bus is not None:
+            bus.close()
+        raise
     opened.append(journal)
     broker = PaperBroker(settings.paper)
-    rid = run_id or new_run_id()
     deps = decision_deps(settings, broker, journal, rid, reasoner, context, every)
     config = redacted_config(settings)
     config["data_dir"] = str(data_dir)
@@ -622,7 +644,7 @@ def build_replay(
     config["checkpoint"] = redact_url(checkpoint) if checkpoint is not None else None
     if checkpoint is None:
         session = ReplaySession(build_graph(deps), broker, journal, rid, observers)
-        return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config)
+        return ReplayJob(session, feed, journal, broker, settings, start_ms, end_ms, config, bus=bus)
     from graph.durable import INTERRUPT_BEFORE, DurableJournal, DurableSession, state_types
     from infra.checkpoints import open_checkpoints
 
@@ -635,12 +657,14 @@ def build_replay(
             raise
     except BaseException:
         journal.close()
+        if bus is not None:
+            bus.close()
         raise
     durable = DurableJournal(journal)
     deps = replace(deps, journal=durable)
     graph = build_graph(deps, checkpointer=store.saver, interrupt_before=INTERRUPT_BEFORE)
     session = DurableSession(graph, broker, durable, rid, store.saver, observers, resume=resume)
-    return ReplayJob(session, feed, durable, broker, settings, start_ms, end_ms, config, store)
+    return ReplayJob(session, feed, durable, broker, settings, start_ms, end_ms, config, store, bus)
 
 
 def check_checkpoint_target(checkpoint: str, journal: str | Path) -> None:
@@ -699,6 +723,158 @@ def settings_of_run(config: dict[str, Any], **overrides: Any) -> Settings:
     values = {k: v for k, v in unredacted(config).items() if k in Settings.model_fields}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return load_settings(None, **values)
+
+
+# --- the bus and distributed runs --------------------------------------------------------------------------
+STRATEGY_FIELDS = ("exchange", "symbols", "timeframe", "window", "reasoner", "ta", "fusion", "risk", "limits", "paper")
+"""What a distributed run's scheduler journals and its workers decide with (the run's strategy); the run's
+``feed`` section also travels (where the workers read market data: recorded files or the exchange)."""
+
+
+def open_bus(settings: Settings, name: str = "tradegraph") -> Bus:
+    """The bus ``bus_url`` names: memory:// (in-process, the default) or amqp(s)://... (RabbitMQ)."""
+    url = settings.bus_url
+    if is_memory_url(url):
+        return MemoryBus()
+    if url.startswith(("amqp://", "amqps://")):
+        from infra.rabbitmq_bus import RabbitBus
+
+        b = settings.bus
+        return RabbitBus(url, b.exchange, connect_timeout=b.connect_timeout, retry_seconds=b.retry_seconds, name=name)
+    raise ConfigError(f"unknown bus URL {redact_url(url)}: expected memory:// or amqp://user:password@host/vhost")
+
+
+def distributed_bus(settings: Settings, name: str) -> Bus:
+    """The bus of `schedule` and `worker`, with the durable jobs queue (and its dead-letter queue) declared."""
+    if is_memory_url(settings.bus_url):
+        raise ConfigError(
+            "the in-process bus (memory://) cannot connect separate processes: "
+            "set --bus amqp://user:password@host/ (or TRADEGRAPH_BUS_URL)"
+        )
+    bus = open_bus(settings, name)
+    try:
+        bus.declare_queue(settings.bus.jobs_queue, [JOB_TOPIC], dead_letter=settings.bus.dead_letter_queue)
+    except BaseException:
+        bus.close()
+        raise
+    return bus
+
+
+def open_job_store(settings: Settings, name: str) -> Any:
+    """The PostgreSQL store of distributed runs, with the journal schema created or migrated first."""
+    if not is_postgres_url(settings.journal):
+        raise ConfigError(
+            "distributed runs keep the shared paper account in PostgreSQL: "
+            "set --journal postgresql://... (or TRADEGRAPH_JOURNAL)"
+        )
+    from infra.pg_job_store import PgJobStore
+    from infra.postgres_journal import PostgresJournal
+
+    PostgresJournal(settings.journal).close()  # migrations (one migrating process at a time)
+    return PgJobStore(settings.journal, connect_timeout=settings.bus.connect_timeout, application_name=name)
+
+
+def process_name(role: str) -> str:
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def start_distributed_run(settings: Settings, store: Any, run_id: str, mode: str) -> dict[str, Any]:
+    """Create the run and its paper account (or resume them: same strategy settings only); the run row."""
+    from tools.paper_state import dump_broker
+
+    config = redacted_config(settings)
+    config["data_dir"] = str(settings.data_dir or bundled_data_dir())
+    run = RunInfo(run_id=run_id, started_at=int(time.time() * 1000), mode=mode, config=config)
+    initial = dump_broker(PaperBroker(settings.paper), {"settled": {}, "points": None})
+    row: dict[str, Any] = store.create_run(run, initial)
+    stored = row["config"]
+    differ = [k for k in STRATEGY_FIELDS if stored.get(k) != config.get(k)]
+    if (stored.get("feed") or {}).get("source", "recorded") != settings.feed.source:
+        differ.append("feed.source")
+    if differ:
+        raise ConfigError(
+            f"run {run_id} already exists with other settings ({', '.join(differ)}); choose another --run"
+        )
+    return row
+
+
+def run_settings(config: dict[str, Any], local: Settings) -> Settings:
+    """A worker decides a run's jobs with the run's journaled strategy and feed, and its own data directory."""
+    return load_settings(**{k: config[k] for k in (*STRATEGY_FIELDS, "feed") if k in config}, data_dir=local.data_dir,
+                         journal=local.journal, bus_url=local.bus_url)  # fmt: skip
+
+
+class WorkerRuns:
+    """The runs a worker serves, built once per run id: the graph with the locked gate, the shared account,
+    the feed (recorded files, or the exchange through ccxt for a live run) and the bus publisher."""
+
+    def __init__(self, settings: Settings, store: Any, bus: Bus) -> None:
+        self.settings, self.store, self.bus = settings, store, bus
+        self._runs: dict[str, Any] = {}
+        self._feeds: dict[tuple[Any, ...], Any] = {}  # shared by the runs that read the same data
+
+    def _feed(self, s: Settings) -> Any:
+        if s.feed.source == "ccxt":
+            key: tuple[Any, ...] = ("ccxt", s.exchange, tuple(s.symbols), s.timeframe, s.window)
+            if key not in self._feeds:  # exchange, symbols and timeframe are checked against its markets
+                self._feeds[key] = open_ccxt_feed(s)
+            return self._feeds[key]
+        key = ("recorded", s.data_dir or bundled_data_dir(), s.exchange, s.window)
+        feed = self._feeds.setdefault(key, RecordedFeed(*key[1:]))
+        for symbol in s.symbols:  # a worker with the wrong data must fail, not journal "no data" decisions
+            feed.series(symbol, s.timeframe)
+        return feed
+
+    def __call__(self, run_id: str) -> Any:
+        from graph.distributed import JobJournal, RunContext, SharedAccount, locked_risk_gate
+        from infra.job_store import UnknownRun
+
+        if run_id in self._runs:
+            return self._runs[run_id]
+        config = self.store.run_config(run_id)
+        if config is None:
+            raise UnknownRun(f"job for unknown run {run_id!r}: no scheduler created it in {self.store.display_url}")
+        s = run_settings(config, self.settings)
+        feed = self._feed(s)
+        limits = run_limits(s)
+        # rules or a remote LLM (the bundled local model's server is not started by workers); no journal for
+        # the daily LLM budget: it is counted per worker process
+        reasoner, context, every = reasoning(s, limits, None, None, s.data_dir)
+        account = SharedAccount(self.store, run_id, s.paper)
+        deps = GraphDeps(ta=s.ta, reasoner=reasoner, risk=s.risk, limits=limits, broker=account,
+                         journal=JobJournal(self.store, account), run_id=run_id, context=context,
+                         reason_every_snapshot=every)  # fmt: skip
+        graph = build_graph(deps, replace={"risk_gate": partial(locked_risk_gate, limits=limits, account=account)})
+        self._runs[run_id] = RunContext(run_id, graph, account, feed, s.paper, BusPublisher(self.bus, run_id))
+        return self._runs[run_id]
+
+    def close(self) -> None:
+        for feed in self._feeds.values():
+            close = getattr(feed, "close", None)
+            if close is not None:
+                close()
+
+
+def run_contexts(settings: Settings, store: Any, bus: Bus) -> WorkerRuns:
+    return WorkerRuns(settings, store, bus)
+
+
+def build_worker(settings: Settings, metrics: Any = None) -> Any:
+    """A worker: the job store, the bus with the jobs queue, the per-run contexts; ``metrics`` also observe."""
+    from graph.distributed import DistributedSession
+    from graph.worker import Worker
+
+    name = process_name("worker")
+    store = open_job_store(settings, name)
+    try:
+        bus = distributed_bus(settings, name)
+    except BaseException:
+        store.close()
+        raise
+    observers = [metrics] if metrics is not None else []
+    session = DistributedSession(store, run_contexts(settings, store, bus), observers, settings.bus.barrier_wait_s)
+    return Worker(bus, session, settings.bus.jobs_queue, prefetch=settings.bus.prefetch,
+                  retry_seconds=settings.bus.retry_seconds, metrics=metrics, name=name)  # fmt: skip
 
 
 # --- live market data ---------------------------------------------------------------------------------

@@ -53,8 +53,10 @@ class DecisionPrinter:
 
 
 def run_live(args: argparse.Namespace, settings: Settings, execution: Execution | None = None) -> int:
+    from infra.bus import is_memory_url
+    from infra.bus_observer import BusPublisher
     from tradegraph.commands.run_cmd import print_summary
-    from tradegraph.composition import build_live, llm_endpoint, open_influx_sink
+    from tradegraph.composition import build_live, llm_endpoint, new_run_id, open_bus, open_influx_sink
 
     for flag, value in (("--start", args.start), ("--end", args.end), ("--data", args.data_dir)):
         if value is not None:
@@ -78,13 +80,18 @@ def run_live(args: argparse.Namespace, settings: Settings, execution: Execution 
         metrics.serve(args.metrics_port, settings.metrics_host)
     printer = DecisionPrinter(console)
     sink = None
-    llm = ExitStack()  # the bundled model's server (reasoner local) lives as long as the session
+    llm = ExitStack()  # the bundled model's server (reasoner local) and the bus live as long as the session
+    run_id = new_run_id()
     try:
         sink = open_influx_sink(settings, metrics)
         observers: list[Any] = [o for o in (printer, metrics, sink) if o is not None]
+        if not is_memory_url(settings.bus_url):  # --bus: decisions and fills also go on the bus
+            bus = open_bus(settings, "tradegraph-run")
+            llm.callback(bus.close)
+            observers.append(BusPublisher(bus, run_id))
         endpoint = llm.enter_context(llm_endpoint(settings))
         job = build_live(settings, iterations=args.iterations if args.schedule else 1, observers=observers,
-                         execution=execution, endpoint=endpoint)  # fmt: skip
+                         execution=execution, endpoint=endpoint, run_id=run_id)  # fmt: skip
     except BaseException:
         llm.close()
         if sink is not None:

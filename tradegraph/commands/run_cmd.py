@@ -23,6 +23,7 @@ def register(sub: SubParsers) -> None:
                      "(on 127.0.0.1 unless TRADEGRAPH_METRICS_HOST says otherwise)")  # fmt: skip
     run.add_argument("--influx", metavar="URL", help="also write candles, indicators and books to this InfluxDB v2 "
                      "server (org, bucket, token: TRADEGRAPH_INFLUX_ORG/_BUCKET/_TOKEN)")  # fmt: skip
+    run.add_argument("--bus", help="also publish decisions and fills to this bus, e.g. amqp://user:pass@host/")
     run.add_argument("--checkpoint", help="durable run: LangGraph checkpoint store, SQLite path or postgresql:// URL")
     run.add_argument("--resume", metavar="RUN_ID", help="continue a durable run that was stopped or killed")
     live = run.add_argument_group("live market data (paper trading unless --sandbox, --demo or --live)")
@@ -55,10 +56,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its journaled settings: drop {', '.join(given)}")
         where = load_settings(journal=args.journal, checkpoint=args.checkpoint)
         settings = resume_settings(args.resume, where.journal, where.checkpoint,
-                                   progress=False if args.no_progress else None, influx=influx)  # fmt: skip
+                                   progress=False if args.no_progress else None, influx=influx,
+                                   bus_url=args.bus)  # fmt: skip
     else:
         settings = market_settings(args, journal=args.journal, feed=feed or None, influx=influx,
-                                   checkpoint=args.checkpoint)  # fmt: skip
+                                   checkpoint=args.checkpoint, bus_url=args.bus)  # fmt: skip
     execution = resolve_execution(args, settings)
     if settings.feed.source == "ccxt":
         if settings.checkpoint is not None:
@@ -88,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # the bundled model's server (reasoner local) lives exactly as long as this block
         with llm_endpoint(settings) as endpoint:
             job = build_replay(settings, run_id=args.resume, observers=observers, endpoint=endpoint,
-                               checkpoint=settings.checkpoint, resume=args.resume is not None)  # fmt: skip
+                               checkpoint=settings.checkpoint, resume=args.resume is not None,
+                               publish=True)  # fmt: skip
             if metrics is not None:
                 console.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
             if sink is not None:
@@ -99,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{'[bold]RESUMING[/] ' if args.resume else ''}{banner('paper', settings.exchange)} · "
                 f"{', '.join(settings.symbols)} {settings.timeframe} · reasoner={settings.reasoner}{model} · "
                 f"journal={redact_url(settings.journal)}{durable} · run {job.session.run_id}"
+                + (f" · bus={job.bus.display_url}" if job.bus is not None else "")
             )
             total = job.snapshot_count()
             columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
