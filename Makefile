@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# llama-cpp-python (extra local-llm) compiles llama.cpp; a -march=native build uses every instruction set the CPU
+# advertises, and on a VM that advertises AMX without allowing it the first generation segfaults: build portably.
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_ARGS
 
 .PHONY: venv run test lint bench clean
 

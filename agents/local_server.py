@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -128,6 +129,7 @@ class LocalLLMServer:
                 self.port = self.port if fixed_port else _free_port()
                 self._spawn(path)
                 if self._wait_ready(path):
+                    self._check_generation(path)
                     return
                 if fixed_port or "address already in use" not in self._log_tail().lower():
                     break
@@ -171,6 +173,32 @@ class LocalLLMServer:
         raise LLMError(
             f"llama.cpp server did not answer on {self.base_url} within {self.startup_timeout_s:.0f} s "
             f"(model {path.name}): {self._failure_line()}"
+        )
+
+    def _check_generation(self, path: Path) -> None:
+        """One token before the server is handed out: a llama.cpp build whose CPU kernels this machine cannot run
+        (seen here: a -march=native build using AMX on a VM that advertises but does not allow it) serves /models
+        and dies on the first generation, which would otherwise surface as one connection error per decision."""
+        assert self._proc is not None
+        body = json.dumps({"model": self.model, "prompt": "Hi", "max_tokens": 1, "temperature": 0}).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.startup_timeout_s) as resp:
+                resp.read()
+            return
+        except (urllib.error.URLError, OSError) as exc:
+            failure = str(getattr(exc, "reason", exc))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        code = self._proc.poll()
+        if code is not None and code < 0:
+            failure = f"the server process died of signal {signal.Signals(-code).name}"
+        raise LLMError(
+            f"llama.cpp server loaded {path.name} but failed a one-token generation ({failure}); if it crashed, "
+            "the llama-cpp-python build does not run on this CPU: reinstall it built portably, "
+            "CMAKE_ARGS=-DGGML_NATIVE=OFF pip install --no-cache-dir --force-reinstall llama-cpp-python"
         )
 
     def _log_tail(self, n: int = 40) -> str:

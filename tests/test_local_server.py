@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -89,3 +91,40 @@ def test_start_up_timeout_stops_the_process(need_local_model: Path) -> None:
     with pytest.raises(LLMError, match="did not answer"):
         server.start()
     assert not server.running
+
+
+CRASHING_SERVER = """
+import http.server, json, os, signal, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"data": [{"id": "m"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # a build whose kernels this CPU cannot run dies on its first generation
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_server_that_crashes_on_its_first_generation_fails_the_start_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + bytes(64))
+    monkeypatch.setattr("agents.local_server.llama_server_installed", lambda: True)
+    spawned: list[int] = []
+
+    def spawn_crashing(self: LocalLLMServer, path: Path) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-c", CRASHING_SERVER, str(self.port)])
+        spawned.append(self._proc.pid)
+
+    monkeypatch.setattr(LocalLLMServer, "_spawn", spawn_crashing)
+    server = LocalLLMServer(model, startup_timeout_s=30)
+    with pytest.raises(LLMError, match=r"died of signal SIGSEGV.*CMAKE_ARGS=-DGGML_NATIVE=OFF"):
+        server.start()
+    assert spawned and _gone(spawned[0]) and not server.running
