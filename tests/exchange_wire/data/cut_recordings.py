@@ -1,6 +1,9 @@
-"""Cut the bundled fixtures from the project's recorded market set (run by hand, never by the tests).
+"""How the bundled fixtures were cut from the project's recorded market set (run by hand, never by the tests).
 
-    python tests/exchange_wire/data/cut_recordings.py /path/to/shared/data/markets
+    python tests/exchange_wire/data/cut_recordings.py MARKETS_DIR
+
+MARKETS_DIR holds the full recordings (``binance_SOL-USDT_1h.csv``, ``aux/orderbook/*_l2stream_20240808.jsonl.gz``);
+they are not part of a clone and nothing needs them: the cut files are committed (see ../PROVENANCE.md).
 
 - ``binance_SOL-USDT_1h.csv``: SOL/USDT 1h candles 2024-07-01 .. 2024-08-31 (UTC), rows copied unchanged.
 - ``binance_{BTC,ETH}-USDT_depth.jsonl.gz``: the recorded Binance spot stream of 2024-08-08 from its first
